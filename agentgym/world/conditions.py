@@ -1,0 +1,105 @@
+"""Evaluate `Condition`s and value references against a record.
+
+A value is a literal or a reference: `{"$arg": name}` (a call argument), `{"$field": name}` (a field
+of the record at hand), `{"$now": true}` (the world clock). `evaluate` compares in canonical form
+(`agentgym.world.normalize`); ordered comparisons between values of different kinds are false,
+never an exception. Operators live in a registry, `OPERATORS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agentgym.spec.tool import Condition
+from agentgym.world.normalize import canonical, get_path
+
+
+class Context:
+    """What references resolve against."""
+
+    __slots__ = ("args", "now", "record")
+
+    def __init__(self, args: Mapping[str, Any] | None = None, record: Mapping[str, Any] | None = None,
+                 now: str = "") -> None:
+        self.args = args or {}
+        self.record = record or {}
+        self.now = now
+
+
+def resolve(value: Any, ctx: Context) -> Any:
+    """The value a literal-or-reference stands for."""
+    if isinstance(value, dict) and len(value) == 1:
+        (k, v), = value.items()
+        if k == "$arg":
+            return ctx.args.get(v)
+        if k == "$field":
+            return get_path(ctx.record, v)
+        if k == "$now":
+            return ctx.now
+    return value
+
+
+def _ordered(f: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def op(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return False
+        na, nb = isinstance(a, (int, float)) and not isinstance(a, bool), isinstance(b, (int, float))
+        if na != nb:
+            return False
+        try:
+            return f(a, b)
+        except TypeError:
+            return False
+    return op
+
+
+def _contains(a: Any, b: Any) -> bool:
+    if isinstance(a, list):
+        return b in a
+    if isinstance(a, str) and isinstance(b, str):
+        return b in a
+    return False
+
+
+def _icontains(a: Any, b: Any) -> bool:
+    if isinstance(a, list):
+        return any(isinstance(x, str) and isinstance(b, str) and b.casefold() in x.casefold() for x in a)
+    return isinstance(a, str) and isinstance(b, str) and b.casefold() in a.casefold()
+
+
+def _in(a: Any, b: Any) -> bool:
+    return isinstance(b, list) and a in b
+
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": _ordered(lambda a, b: a > b),
+    "gte": _ordered(lambda a, b: a >= b),
+    "lt": _ordered(lambda a, b: a < b),
+    "lte": _ordered(lambda a, b: a <= b),
+    "in": _in,
+    "not_in": lambda a, b: not _in(a, b),
+    "contains": _contains,
+    "not_contains": lambda a, b: not _contains(a, b),
+    "icontains": _icontains,
+    "exists": lambda a, b: a is not None,
+    "missing": lambda a, b: a is None,
+}
+
+
+def compare(op: str, left: Any, right: Any) -> bool:
+    """`left <op> right` in canonical form."""
+    return OPERATORS[op](canonical(left), canonical(right))
+
+
+def evaluate(cond: Condition, record: Mapping[str, Any], ctx: Context) -> bool:
+    """Whether `record` satisfies `cond` (references resolved against `ctx`, record = `record`)."""
+    local = Context(ctx.args, record, ctx.now)
+    return compare(cond.op, get_path(record, cond.field), resolve(cond.value, local))
+
+
+def matches_all(conds: tuple[Condition, ...], record: Mapping[str, Any], ctx: Context) -> bool:
+    """Whether `record` satisfies every condition."""
+    return all(evaluate(c, record, ctx) for c in conds)

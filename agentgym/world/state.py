@@ -1,0 +1,154 @@
+"""WorldState: the live, per-episode world — typed collections of JSON records.
+
+Records are replaced on write, never mutated in place, so `snapshot()` is a cheap shallow copy and
+every change is logged as (collection, id, before, after). `lineage` is a hash chain over the
+initial state and every write: two states with the same lineage are the same state, which is what
+the replay cache keys on. `diff` and `same_state` compare normalised records with trace fields
+dropped (a read that stamps `last_opened_at` changes nothing that matters), never a raw hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from agentgym.spec.trajectory import Change
+from agentgym.spec.world import WorldSnapshot
+from agentgym.world.normalize import canonical
+
+Records = dict[str, dict[str, Any]]
+_SUFFIX = re.compile(r"_(\d+)$")
+
+
+class WorldState:
+    """Mutable world state for one episode (see module doc)."""
+
+    __slots__ = ("_counters", "collections", "lineage", "log", "now", "version")
+
+    def __init__(self, now: str, collections: dict[str, Records], lineage: str = "") -> None:
+        self.now = now
+        self.collections = collections
+        self.version = 0
+        self.lineage = lineage
+        self.log: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
+        self._counters: dict[str, int] = {}
+
+    @classmethod
+    def from_snapshot(cls, snap: WorldSnapshot | Mapping[str, Any]) -> WorldState:
+        """A private deep copy of `snap`, ready to mutate."""
+        if isinstance(snap, WorldSnapshot):
+            now, cols = snap.now, snap.collections
+        else:
+            now, cols = snap.get("now", WorldSnapshot().now), snap.get("collections", {})
+        raw = orjson.dumps(cols, option=orjson.OPT_SORT_KEYS)
+        copied = orjson.loads(raw)
+        collections: dict[str, Records] = {}
+        for name, recs in copied.items():
+            table: Records = {}
+            for r in recs:
+                rid = r.get("id")
+                if not isinstance(rid, str):
+                    raise ValueError(f"record in {name!r} has no string id: {r!r}")
+                if rid in table:
+                    raise ValueError(f"duplicate id {rid!r} in {name!r}")
+                table[rid] = r
+            collections[name] = table
+        lineage = hashlib.blake2b(now.encode() + raw, digest_size=16).hexdigest()
+        return cls(now, collections, lineage)
+
+    def snapshot(self) -> WorldSnapshot:
+        """The current state as data (records are shared, not copied: they are never mutated)."""
+        return WorldSnapshot(now=self.now, collections={c: list(t.values()) for c, t in self.collections.items()})
+
+    def table(self, collection: str) -> Records:
+        """The records of a collection (empty if none yet)."""
+        t = self.collections.get(collection)
+        if t is None:
+            t = self.collections[collection] = {}
+        return t
+
+    def get(self, collection: str, rid: str) -> dict[str, Any] | None:
+        return self.collections.get(collection, {}).get(rid)
+
+    def iter(self, collection: str) -> Iterator[dict[str, Any]]:
+        return iter(self.collections.get(collection, {}).values())
+
+    def _write(self, collection: str, rid: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        self.log.append((collection, rid, before, after))
+        self.version += 1
+        h = hashlib.blake2b(self.lineage.encode(), digest_size=16)
+        h.update(orjson.dumps([collection, rid, after], option=orjson.OPT_SORT_KEYS))
+        self.lineage = h.hexdigest()
+
+    def put(self, collection: str, record: dict[str, Any]) -> None:
+        """Insert or replace a record (the caller passes a fresh dict)."""
+        table = self.table(collection)
+        rid = record["id"]
+        before = table.get(rid)
+        table[rid] = record
+        self._write(collection, rid, before, record)
+
+    def remove(self, collection: str, rid: str) -> dict[str, Any] | None:
+        """Delete a record; returns it (None if absent)."""
+        before = self.collections.get(collection, {}).pop(rid, None)
+        if before is not None:
+            self._write(collection, rid, before, None)
+        return before
+
+    def next_id(self, collection: str, prefix: str) -> str:
+        """A fresh id `{prefix}_{n:04d}`, above every numeric suffix already used in the collection."""
+        n = self._counters.get(collection)
+        if n is None:
+            n = 0
+            for rid in self.collections.get(collection, {}):
+                m = _SUFFIX.search(rid)
+                if m:
+                    n = max(n, int(m.group(1)))
+        while True:
+            n += 1
+            rid = f"{prefix}_{n:04d}"
+            if rid not in self.collections.get(collection, {}):
+                self._counters[collection] = n
+                return rid
+
+    def changes_since(self, mark: int) -> list[Change]:
+        """Changes logged after position `mark` of the log."""
+        return [Change(collection=c, id=i, before=b, after=a) for c, i, b, a in self.log[mark:]]
+
+
+def _strip(record: Mapping[str, Any] | None, trace: frozenset[str]) -> Any:
+    if record is None:
+        return None
+    return canonical({k: v for k, v in record.items() if k not in trace})
+
+
+def diff(before: WorldSnapshot | WorldState, after: WorldSnapshot | WorldState,
+         trace_fields: Mapping[str, frozenset[str]] | None = None) -> list[Change]:
+    """Records that differ between two states, normalised, trace fields dropped; sorted by (collection, id)."""
+    a, b = _tables(before), _tables(after)
+    trace_fields = trace_fields or {}
+    out: list[Change] = []
+    for col in sorted(set(a) | set(b)):
+        ta, tb = a.get(col, {}), b.get(col, {})
+        trace = trace_fields.get(col, frozenset())
+        for rid in sorted(set(ta) | set(tb)):
+            ra, rb = _strip(ta.get(rid), trace), _strip(tb.get(rid), trace)
+            if ra != rb:
+                out.append(Change(collection=col, id=rid, before=ra, after=rb))
+    return out
+
+
+def same_state(a: WorldSnapshot | WorldState, b: WorldSnapshot | WorldState,
+               trace_fields: Mapping[str, frozenset[str]] | None = None) -> bool:
+    """Normalised equality of two states (trace fields ignored)."""
+    return not diff(a, b, trace_fields)
+
+
+def _tables(s: WorldSnapshot | WorldState) -> dict[str, Records]:
+    if isinstance(s, WorldState):
+        return s.collections
+    return {c: {r["id"]: r for r in recs} for c, recs in s.collections.items()}
