@@ -37,7 +37,7 @@ class CallPattern(Record):
     """Matches tool calls: by tool name, argument constraints and outcome."""
 
     tool: str
-    """Exposed tool name."""
+    """Exposed tool name, or a glob over names (`calendar__*_events`) when several tools serve."""
     args: JsonDict = Field(default_factory=dict)
     """Arguments that must be present with these values (normalised compare); others are free."""
     succeeded: bool | None = True
@@ -91,8 +91,8 @@ class ForbiddenCriterion(_Criterion):
     where: tuple[Condition, ...] = ()
     """Conditions for the forbidden state."""
     allow_changes: tuple[str, ...] | None = None
-    """Collateral-damage guard: only records matching these 'collection/id' patns may change
-    ('collection/*' allows any record of it, including new ones)."""
+    """Collateral-damage guard: existing records outside these 'collection/id' glob patterns must
+    end unchanged (trace fields ignored). New records are not collateral; bound them with `state`."""
 
     @model_validator(mode="after")
     def _one_rule(self) -> ForbiddenCriterion:

@@ -3,8 +3,8 @@
 `canonical(value)` maps JSON values that mean the same to the same Python value: integral floats
 become ints (3.0 == 3), other floats are rounded to 9 significant digits, strings are NFC-normalised
 and stripped, None-valued keys are dropped, dict keys sorted. `canonical_text(s)` is the looser form
-answer facts are matched in: case-folded, whitespace collapsed, thousands separators and trailing
-decimal zeros removed ("$1,250.50" and "1250.5" agree). Pure functions, no I/O.
+answer facts are matched in: case-folded, whitespace collapsed, thousands separators leading and
+trailing zeros of numbers removed ("$1,250.50" and "1250.5" agree, so do "07:30" and "7:30"). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _SPACE = re.compile(r"\s+")
 
 
 def _num(m: re.Match[str]) -> str:
-    whole = m.group(1).replace(",", "")
+    whole = m.group(1).replace(",", "").lstrip("0") or "0"
     frac = (m.group(2) or "").rstrip("0")
     return whole + (frac if frac != "." else "")
 

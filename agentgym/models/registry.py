@@ -1,0 +1,47 @@
+"""Model specs → ChatModel instances, by registry.
+
+A spec is `embedded` (the default model), `hf:<path>` or a bare path to a local transformers
+checkpoint. New backends (OpenAI-compatible servers, vLLM) register a prefix in `BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agentgym.models.base import ChatModel
+
+BACKENDS: dict[str, Callable[[str], ChatModel]] = {}
+
+
+def backend(prefix: str) -> Callable[[Callable[[str], ChatModel]], Callable[[str], ChatModel]]:
+    def deco(f: Callable[[str], ChatModel]) -> Callable[[str], ChatModel]:
+        BACKENDS[prefix] = f
+        return f
+    return deco
+
+
+@backend("embedded")
+def _embedded(arg: str) -> ChatModel:
+    from agentgym.models import embedded
+
+    return embedded.load()
+
+
+@backend("hf")
+def _hf(arg: str) -> ChatModel:
+    from agentgym.models.transformers_model import TransformersChatModel
+
+    return TransformersChatModel.from_pretrained(arg)
+
+
+def load_model(spec: str = "embedded", **kw: Any) -> ChatModel:
+    """The model a spec names (see module doc)."""
+    prefix, _, arg = spec.partition(":")
+    if prefix in BACKENDS:
+        return BACKENDS[prefix](arg)
+    if Path(spec).exists():
+        return BACKENDS["hf"](spec)
+    raise ValueError(f"unknown model {spec!r}: use 'embedded', 'hf:<path>' or a local path; "
+                     f"registered backends: {sorted(BACKENDS)}")
