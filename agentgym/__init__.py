@@ -26,4 +26,12 @@ def __getattr__(name: str):  # lazy: importing agentgym stays cheap
     raise AttributeError(name)
 
 
-__all__ = ["EnvConfig", "TaskSuite", "ToolUseEnv", "__version__", "decode_observation", "env_ids", "load_suite"]
+__all__ = [
+    "EnvConfig",
+    "TaskSuite",
+    "ToolUseEnv",
+    "__version__",
+    "decode_observation",
+    "env_ids",
+    "load_suite",
+]

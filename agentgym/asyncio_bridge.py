@@ -23,7 +23,9 @@ def run_now(coro: Coroutine[Any, Any, T]) -> T:
     except StopIteration as e:
         return e.value  # type: ignore[no-any-return]
     coro.close()
-    raise RuntimeError("the coroutine suspended on I/O; it needs an event loop (use run_blocking or the async API)")
+    raise RuntimeError(
+        "the coroutine suspended on I/O; it needs an event loop (use run_blocking or the async API)"
+    )
 
 
 _loop: asyncio.AbstractEventLoop | None = None

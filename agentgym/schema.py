@@ -13,7 +13,8 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
-import orjson
+
+from agentgym.jsonutil import dumps
 
 _CACHE: dict[bytes, Validator] = {}
 _CACHE_MAX = 100_000
@@ -52,7 +53,7 @@ class Validator:
 
 def validator(schema: dict[str, Any]) -> Validator:
     """The compiled validator for `schema`, cached by canonical JSON."""
-    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    key = dumps(schema, sort_keys=True)
     v = _CACHE.get(key)
     if v is None:
         if len(_CACHE) >= _CACHE_MAX:

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-import orjson
-
+from agentgym.jsonutil import dumps_str
 from agentgym.spec.tool import ToolSpec
 from agentgym.spec.trajectory import ErrorKind
 from agentgym.world.cache import ReplayCache
@@ -43,7 +42,7 @@ class ToolResult:
 
     @classmethod
     def failure(cls, kind: ErrorKind, message: str, *, injected: bool = False) -> ToolResult:
-        return cls(orjson.dumps({"error": kind, "message": message}).decode(), None, kind, injected)
+        return cls(dumps_str({"error": kind, "message": message}), None, kind, injected)
 
 
 @dataclass(slots=True)
@@ -64,8 +63,13 @@ class Episode:
     """Backend-private per-episode handles (e.g. an MCP session)."""
 
     @classmethod
-    def new(cls, state: WorldState, seed: int | None, faults: FaultConfig = NO_FAULTS,
-            cache: ReplayCache | None = None) -> Episode:
+    def new(
+        cls,
+        state: WorldState,
+        seed: int | None,
+        faults: FaultConfig = NO_FAULTS,
+        cache: ReplayCache | None = None,
+    ) -> Episode:
         return cls(seed, state, FaultInjector(faults, seed), cache)
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import orjson
-
 from agentgym.backends.base import Episode, ToolResult
+from agentgym.jsonutil import dumps_str
 from agentgym.schema import validator
 from agentgym.spec.tool import ToolSpec
 from agentgym.world.engine import Engine, ToolFailure
@@ -64,8 +63,10 @@ class SimulatedBackend:
         if tool.output_schema is not None:
             reason = validator(tool.output_schema).check(result)
             if reason is not None:
-                return ToolResult.failure("invalid_output", f"{tool.name} produced a result that breaks its output schema: {reason}")
-        content = orjson.dumps(result).decode()
+                return ToolResult.failure(
+                    "invalid_output", f"{tool.name} produced a result that breaks its output schema: {reason}"
+                )
+        content = dumps_str(result)
         if cacheable:
             episode.cache.put(key, (content, result))  # type: ignore[union-attr]
         return ToolResult(content, result, injected=shape is not None and (shape.partial or shape.empty))

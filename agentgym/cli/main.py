@@ -1,12 +1,12 @@
 """`agentgym`: the command line. Each command is a thin layer over the library.
 
-    agentgym demo                 the embedded model on a sample of the starter suite
-    agentgym run                  any suite, any policy (embedded, oracle, noop, a local model path)
-    agentgym tasks validate       every task: oracle 1.0, do-nothing < 0.5
-    agentgym tasks list           the tasks of a suite
-    agentgym tools list           the tools of a suite's world
-    agentgym model prepare        convert and cache the embedded model
-    agentgym envs                 the registered Gymnasium ids
+agentgym demo                 the embedded model on a sample of the starter suite
+agentgym run                  any suite, any policy (embedded, oracle, noop, a local model path)
+agentgym tasks validate       every task: oracle 1.0, do-nothing < 0.5
+agentgym tasks list           the tasks of a suite
+agentgym tools list           the tools of a suite's world
+agentgym model prepare        convert and cache the embedded model
+agentgym envs                 the registered Gymnasium ids
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from rich.table import Table
 
 from agentgym.cli.runs import console, play, report
 
-app = typer.Typer(help="Turn MCP tools into RL environments for tool-using language models.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Turn MCP tools into RL environments for tool-using language models.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 tasks_app = typer.Typer(help="Task suites: list and validate.", no_args_is_help=True)
 tools_app = typer.Typer(help="The tool repository.", no_args_is_help=True)
 model_app = typer.Typer(help="Models: prepare the embedded default.", no_args_is_help=True)
@@ -90,9 +93,13 @@ def demo(
 
     suite = _suite("starter")
     ids = _stratified(suite, n, seed)
-    console.print(f"[bold]agentgym demo[/]: embedded model on {len(ids)} starter tasks, up to {max_turns} turns each")
+    console.print(
+        f"[bold]agentgym demo[/]: embedded model on {len(ids)} starter tasks, up to {max_turns} turns each"
+    )
     make_policy = _policy_factory("embedded", max_new_tokens, 0.0, "hermes")
-    trajs = play(suite, make_policy, [(i, seed) for i in ids], out, EnvConfig(max_turns=max_turns), title="demo")
+    trajs = play(
+        suite, make_policy, [(i, seed) for i in ids], out, EnvConfig(max_turns=max_turns), title="demo"
+    )
     report(trajs, suite, out, "embedded model on the starter suite")
 
 
@@ -103,12 +110,16 @@ def run(
     tasks: Annotated[str | None, typer.Option(help="Comma-separated task ids (default: all).")] = None,
     n: Annotated[int | None, typer.Option(help="Play only this many tasks (stratified sample).")] = None,
     seeds: Annotated[int, typer.Option(help="Episodes per task (seeds 0..k-1).")] = 1,
-    out: Annotated[Path, typer.Option(help="Output folder (resumes if it holds trajectories).")] = Path("runs/run"),
+    out: Annotated[Path, typer.Option(help="Output folder (resumes if it holds trajectories).")] = Path(
+        "runs/run"
+    ),
     max_turns: Annotated[int | None, typer.Option(help="Override the tasks' turn limit.")] = None,
     max_new_tokens: Annotated[int, typer.Option()] = 256,
     temperature: Annotated[float, typer.Option()] = 0.0,
     tool_format: Annotated[str, typer.Option(help="Tool-call format the oracle writes.")] = "hermes",
-    faults: Annotated[str | None, typer.Option(help='Fault rates as JSON, e.g. \'{"default": {"timeout": 0.1}}\'.')] = None,
+    faults: Annotated[
+        str | None, typer.Option(help='Fault rates as JSON, e.g. \'{"default": {"timeout": 0.1}}\'.')
+    ] = None,
     concurrency: Annotated[int, typer.Option(help="Episodes in flight.")] = 1,
 ) -> None:
     """Play a suite with any policy; trajectories and a summary go to --out."""
@@ -130,8 +141,15 @@ def run(
         raise typer.Exit(2) from None
     make_policy = _policy_factory(model, max_new_tokens, temperature, tool_format)
     jobs = [(i, k) for i in ids for k in range(seeds)]
-    trajs = play(s, make_policy, jobs, out, EnvConfig(max_turns=max_turns, faults=fc), concurrency=concurrency,
-                 title=model)
+    trajs = play(
+        s,
+        make_policy,
+        jobs,
+        out,
+        EnvConfig(max_turns=max_turns, faults=fc),
+        concurrency=concurrency,
+        title=model,
+    )
     report(trajs, s, out, f"{model} on {s.name}")
 
 
@@ -145,19 +163,30 @@ def tasks_validate(
     from agentgym.world.faults import FaultConfig, FaultRates
 
     s = _suite(suite)
-    fc = FaultConfig(default=FaultRates(timeout=0.1, rate_limited=0.05, server_error=0.05, partial_result=0.2)) if faults else None
+    fc = (
+        FaultConfig(default=FaultRates(timeout=0.1, rate_limited=0.05, server_error=0.05, partial_result=0.2))
+        if faults
+        else None
+    )
     bad = []
     with console.status("validating...") as status:
+
         def prog(c):
             status.update(f"validating... {c.task_id}")
             if not c.ok:
                 bad.append(c)
+
         checks = validate_suite(s, faults=fc, progress=prog)
     table = Table(title=f"suite {s.name}: {len(checks)} tasks")
     for col in ("task", "oracle", "do-nothing", "status"):
         table.add_column(col)
     for c in checks:
-        table.add_row(c.task_id, f"{c.oracle:.2f}", f"{c.noop:.2f}", "[green]ok[/]" if c.ok else "[red]" + "; ".join(c.problems) + "[/]")
+        table.add_row(
+            c.task_id,
+            f"{c.oracle:.2f}",
+            f"{c.noop:.2f}",
+            "[green]ok[/]" if c.ok else "[red]" + "; ".join(c.problems) + "[/]",
+        )
     console.print(table)
     if bad:
         console.print(f"[red]{len(bad)} of {len(checks)} tasks failed validation[/]")
@@ -166,19 +195,35 @@ def tasks_validate(
 
 
 @tasks_app.command("list")
-def tasks_list(suite: Annotated[str, typer.Option()] = "starter",
-               as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def tasks_list(
+    suite: Annotated[str, typer.Option()] = "starter",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """List a suite's tasks."""
     s = _suite(suite)
     if as_json:
-        print(json.dumps([{"id": t.id, "agent_id": t.agent_id, "difficulty": t.difficulty, "split": t.split,
-                           "tags": list(t.tags)} for t in s]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": t.id,
+                        "agent_id": t.agent_id,
+                        "difficulty": t.difficulty,
+                        "split": t.split,
+                        "tags": list(t.tags),
+                    }
+                    for t in s
+                ]
+            )
+        )
         return
     table = Table(title=f"suite {s.name}")
     for col in ("id", "agent", "difficulty", "gold calls", "instruction"):
         table.add_column(col)
     for t in s:
-        table.add_row(t.id, t.agent_id, t.difficulty, str(sum(len(g.calls) for g in t.gold)), t.instruction[:70])
+        table.add_row(
+            t.id, t.agent_id, t.difficulty, str(sum(len(g.calls) for g in t.gold)), t.instruction[:70]
+        )
     console.print(table)
 
 
@@ -191,7 +236,9 @@ def tools_list(suite: Annotated[str, typer.Option()] = "starter") -> None:
         table.add_column(col)
     for t in s.world.tools.values():
         sem = t.semantics
-        table.add_row(t.name, sem.operation if sem else "-", sem.collection if sem else "-", t.description[:60])
+        table.add_row(
+            t.name, sem.operation if sem else "-", sem.collection if sem else "-", t.description[:60]
+        )
     console.print(table)
 
 

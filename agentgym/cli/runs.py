@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from agentgym.env.tool_env import EnvConfig, ToolUseEnv
@@ -26,14 +33,28 @@ from agentgym.suites.suite import TaskSuite
 console = Console()
 
 
-def play(suite: TaskSuite, make_policy: Callable[[], Policy], jobs: Sequence[tuple[str, int]], out: Path,
-         config: EnvConfig, concurrency: int = 1, title: str = "episodes") -> list[Trajectory]:
+def play(
+    suite: TaskSuite,
+    make_policy: Callable[[], Policy],
+    jobs: Sequence[tuple[str, int]],
+    out: Path,
+    config: EnvConfig,
+    concurrency: int = 1,
+    title: str = "episodes",
+) -> list[Trajectory]:
     """Run the jobs (resuming from out/trajectories.jsonl); returns every trajectory of these jobs."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "trajectories.jsonl"
     passed = Counter()
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("pass {task.fields[rate]}"), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pass {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         bar = progress.add_task(title, total=len(jobs), rate="-")
 
         def done(t: Trajectory) -> None:
@@ -42,12 +63,22 @@ def play(suite: TaskSuite, make_policy: Callable[[], Policy], jobs: Sequence[tup
             progress.update(bar, advance=1, rate=f"{passed['ok']}/{passed['n']}")
 
         try:
-            asyncio.run(run_episodes(lambda: ToolUseEnv(suite, config=config), make_policy, jobs, out=path,
-                                     concurrency=concurrency, on_done=done))
+            asyncio.run(
+                run_episodes(
+                    lambda: ToolUseEnv(suite, config=config),
+                    make_policy,
+                    jobs,
+                    out=path,
+                    concurrency=concurrency,
+                    on_done=done,
+                )
+            )
         except KeyboardInterrupt:
             progress.stop()
-            console.print(f"[yellow]interrupted[/]: finished episodes are saved in {path}; "
-                          "run the same command again to resume.")
+            console.print(
+                f"[yellow]interrupted[/]: finished episodes are saved in {path}; "
+                "run the same command again to resume."
+            )
             raise SystemExit(130) from None
     wanted = {f"{t}/{s}" for t, s in jobs}
     return [t for t in read_jsonl(path, Trajectory) if _job(t) in wanted]
@@ -74,7 +105,9 @@ def summarize(trajs: Sequence[Trajectory], suite: TaskSuite) -> dict[str, Any]:
         "episodes": len(trajs),
         "mean_reward": statistics.fmean(rewards) if rewards else 0.0,
         "pass_rate": sum(bool(t.rubric and t.rubric.passed) for t in trajs) / max(1, len(trajs)),
-        "by_difficulty": {k: {"n": len(v), "mean_reward": statistics.fmean(v)} for k, v in sorted(by_diff.items())},
+        "by_difficulty": {
+            k: {"n": len(v), "mean_reward": statistics.fmean(v)} for k, v in sorted(by_diff.items())
+        },
         "tool_calls": int(sum(t.metrics.get("tool_calls", 0) for t in trajs)),
         "errors": dict(errors),
         "tokens": int(tokens),
@@ -89,13 +122,24 @@ def report(trajs: Sequence[Trajectory], suite: TaskSuite, out: Path, title: str)
         table.add_column(col, justify="right" if col in ("turns", "calls", "errors", "score") else "left")
     for t in sorted(trajs, key=lambda t: t.id):
         ok = bool(t.rubric and t.rubric.passed)
-        table.add_row(t.task_id, suite.tasks[t.task_id].difficulty, str(len(t.turns)), str(int(t.metrics.get("tool_calls", 0))),
-                      str(int(t.metrics.get("errors", 0))), t.end_reason, f"{t.reward:.2f}", "[green]yes[/]" if ok else "[red]no[/]")
+        table.add_row(
+            t.task_id,
+            suite.tasks[t.task_id].difficulty,
+            str(len(t.turns)),
+            str(int(t.metrics.get("tool_calls", 0))),
+            str(int(t.metrics.get("errors", 0))),
+            t.end_reason,
+            f"{t.reward:.2f}",
+            "[green]yes[/]" if ok else "[red]no[/]",
+        )
     console.print(table)
     summary = summarize(trajs, suite)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(f"mean score [bold]{summary['mean_reward']:.3f}[/], pass rate [bold]{summary['pass_rate']:.0%}[/] "
-                  f"over {summary['episodes']} episodes; {summary['tool_calls']} tool calls, errors {summary['errors'] or 0}; "
-                  f"{summary['tokens']} tokens" + (f" at {summary['tokens_per_s']} tok/s" if summary["tokens_per_s"] else ""))
+    console.print(
+        f"mean score [bold]{summary['mean_reward']:.3f}[/], pass rate [bold]{summary['pass_rate']:.0%}[/] "
+        f"over {summary['episodes']} episodes; {summary['tool_calls']} tool calls, errors {summary['errors'] or 0}; "
+        f"{summary['tokens']} tokens"
+        + (f" at {summary['tokens_per_s']} tok/s" if summary["tokens_per_s"] else "")
+    )
     console.print(f"trajectories: {out / 'trajectories.jsonl'}   summary: {out / 'summary.json'}")
     return summary

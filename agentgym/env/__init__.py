@@ -3,4 +3,12 @@
 from agentgym.env.tool_env import EnvConfig, ResetNeeded, ToolUseEnv, decode_observation
 from agentgym.env.user import STOP_TOKEN, ScriptedUser, UserSimulator
 
-__all__ = ["STOP_TOKEN", "EnvConfig", "ResetNeeded", "ScriptedUser", "ToolUseEnv", "UserSimulator", "decode_observation"]
+__all__ = [
+    "STOP_TOKEN",
+    "EnvConfig",
+    "ResetNeeded",
+    "ScriptedUser",
+    "ToolUseEnv",
+    "UserSimulator",
+    "decode_observation",
+]

@@ -22,5 +22,8 @@ def register_envs() -> None:
         return
     gym.register(id="agentgym/Starter-v0", entry_point=ENTRY, kwargs={"suite": "starter"})
     for d in STARTER_DOMAINS:
-        gym.register(id=f"agentgym/Starter-{d.capitalize()}-v0", entry_point=ENTRY,
-                     kwargs={"suite": "starter", "tags": [d]})
+        gym.register(
+            id=f"agentgym/Starter-{d.capitalize()}-v0",
+            entry_point=ENTRY,
+            kwargs={"suite": "starter", "tags": [d]},
+        )

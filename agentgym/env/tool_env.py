@@ -32,7 +32,7 @@ import string
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import orjson
@@ -45,6 +45,7 @@ from agentgym.backends.base import Episode, ToolBackend, ToolResult
 from agentgym.backends.simulated import SimulatedBackend
 from agentgym.env.user import ScriptedUser, UserSimulator
 from agentgym.grading.rubric import CallRecord, Evidence, grade
+from agentgym.jsonutil import dumps
 from agentgym.parsing import parse_turn
 from agentgym.schema import validator
 from agentgym.spec.base import Record
@@ -53,7 +54,7 @@ from agentgym.spec.tool import ToolSpec
 from agentgym.spec.trajectory import RubricResult, Trajectory
 from agentgym.suites.suite import TaskSuite, load_suite
 from agentgym.world.cache import ReplayCache
-from agentgym.world.faults import NO_FAULTS, FaultConfig
+from agentgym.world.faults import FaultConfig
 from agentgym.world.state import WorldState, diff
 
 
@@ -96,7 +97,7 @@ class ResetNeeded(RuntimeError):
 class ToolUseEnv(gym.Env[str, Any]):
     """See module doc."""
 
-    metadata = {"render_modes": ["ansi", "human"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"]}
 
     def __init__(
         self,
@@ -117,10 +118,15 @@ class ToolUseEnv(gym.Env[str, Any]):
             ids = [i for i in ids if set(tags) & set(self.suite.tasks[i].tags)]
         unknown = [i for i in ids if i not in self.suite.tasks]
         if unknown or not ids:
-            raise ValueError(f"no such tasks in suite {self.suite.name!r}: {unknown}" if unknown
-                             else f"no tasks selected from suite {self.suite.name!r} (tags={tags})")
+            raise ValueError(
+                f"no such tasks in suite {self.suite.name!r}: {unknown}"
+                if unknown
+                else f"no tasks selected from suite {self.suite.name!r} (tags={tags})"
+            )
         self.task_ids = ids
-        self.backends: list[ToolBackend] = list(backends) if backends else [SimulatedBackend(self.suite.world.engine)]
+        self.backends: list[ToolBackend] = (
+            list(backends) if backends else [SimulatedBackend(self.suite.world.engine)]
+        )
         self.user: UserSimulator = user or ScriptedUser()
         self.token_counter = token_counter or _approx_tokens
         self.render_mode = render_mode
@@ -130,20 +136,27 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._cache = ReplayCache() if self.config.replay_cache else None
         self._sync = all(b.is_sync for b in self.backends) and self.user.is_sync
         self._routes: dict[str, ToolBackend] = {}
+        self._initial_cache: dict[str, WorldState] = {}
+        self._initial_src: dict[str, TaskSpec] = {}
+        self._schemas: dict[str, bytes] = {}
         self.task: TaskSpec | None = None
         self._done = True
         self._episode: Episode | None = None
 
     # ---- Gymnasium API ---------------------------------------------------------------------
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         return self._drive(self._areset(options))
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
         return self._drive(self.astep(action))
 
-    async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    async def areset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         return await self._areset(options)
 
@@ -181,11 +194,15 @@ class ToolUseEnv(gym.Env[str, Any]):
         self.seed = int(self.np_random.integers(2**31 - 1))
         self.tools: dict[str, ToolSpec] = {name: self.suite.world.tools[name] for name in agent.tools}
         self._routes = {name: self._route(t) for name, t in self.tools.items()}
-        self.initial = WorldState.from_snapshot(task.initial_state)
-        self.state = WorldState.from_snapshot(task.initial_state)
+        self.initial = self._initial_state(task)
+        self.state = self.initial.fork()
         faults = (options or {}).get("faults", self.config.faults)
-        self._episode = Episode.new(self.state, self.seed, faults if isinstance(faults, FaultConfig)
-                                    else FaultConfig.model_validate(faults), self._cache)
+        self._episode = Episode.new(
+            self.state,
+            self.seed,
+            faults if isinstance(faults, FaultConfig) else FaultConfig.model_validate(faults),
+            self._cache,
+        )
         for b in self.backends:
             await b.start_episode(self._episode)
         self.user.reset(task)
@@ -207,16 +224,41 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._gen_s = 0.0
         self._env_s = 0.0
         info = {
-            "task_id": task.id, "agent_id": agent.id, "seed": self.seed, "difficulty": task.difficulty,
-            "max_turns": self.max_turns, "tools": [t.openai_schema() for t in self.tools.values()],
+            "task_id": task.id,
+            "agent_id": agent.id,
+            "seed": self.seed,
+            "difficulty": task.difficulty,
+            "max_turns": self.max_turns,
+            "tools": self._tool_schemas(agent.id),
         }
-        return self._encode(self._messages), orjson.loads(orjson.dumps(info))
+        return self._encode(self._messages), info
+
+    def _tool_schemas(self, agent_id: str) -> list[dict[str, Any]]:
+        """The agent's tools as OpenAI entries: a fresh copy each time (callers may mutate it)."""
+        raw = self._schemas.get(agent_id)
+        if raw is None:
+            raw = self._schemas[agent_id] = dumps([t.openai_schema() for t in self.tools.values()])
+        return orjson.loads(raw)
+
+    def _initial_state(self, task: TaskSpec) -> WorldState:
+        """The task's initial state, built once per task and forked per episode (records are never
+        mutated in place, so forks share them safely)."""
+        st = self._initial_cache.get(task.id)
+        if st is None or self._initial_src.get(task.id) is not task:
+            if len(self._initial_cache) >= 4096:
+                self._initial_cache.clear()
+                self._initial_src.clear()
+            st = self._initial_cache[task.id] = WorldState.from_snapshot(task.initial_state)
+            self._initial_src[task.id] = task
+        return st
 
     def _route(self, tool: ToolSpec) -> ToolBackend:
         for b in self.backends:
             if b.handles(tool):
                 return b
-        raise ValueError(f"no backend can execute tool {tool.name!r} (backends: {[b.name for b in self.backends]})")
+        raise ValueError(
+            f"no backend can execute tool {tool.name!r} (backends: {[b.name for b in self.backends]})"
+        )
 
     async def _end_backends(self) -> None:
         for b in self.backends:
@@ -230,7 +272,9 @@ class ToolUseEnv(gym.Env[str, Any]):
         t0 = time.perf_counter()
         turn = len(self._turns)
         meta = action if isinstance(action, Mapping) else {}
-        parsed = parse_turn(action if isinstance(action, (str, Mapping)) else str(action), self.config.tool_call_format)
+        parsed = parse_turn(
+            action if isinstance(action, (str, Mapping)) else str(action), self.config.tool_call_format
+        )
         token_ids = meta.get("token_ids")
         text_for_count = action if isinstance(action, str) else (meta.get("content") or "")
         ntok = len(token_ids) if token_ids is not None else self.token_counter(str(text_for_count))
@@ -242,7 +286,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._messages.append(assistant)
         new: list[dict[str, Any]] = []
         outcomes: list[dict[str, Any]] = []
-        turn_errors: Counter[str] = Counter()
+        turn_errors: dict[str, int] = {}
         mark = len(self.state.log)
         if parsed.calls:
             tool_calls = []
@@ -250,16 +294,33 @@ class ToolUseEnv(gym.Env[str, Any]):
             for i, call in enumerate(parsed.calls):
                 cid = call.id if call.id and call.id not in used_ids else f"call_{turn}_{i}"
                 used_ids.add(cid)
-                tool_calls.append({"id": cid, "type": "function", "function": {"name": call.name, "arguments": call.raw}})
+                tool_calls.append(
+                    {"id": cid, "type": "function", "function": {"name": call.name, "arguments": call.raw}}
+                )
                 result = await self._execute(call.name, call.arguments, call.error, i)
                 if result.error is not None:
-                    turn_errors[result.error] += 1
-                new.append({"role": "tool", "tool_call_id": cid, "name": call.name,
-                            "content": self._clip(result.content)})
-                outcomes.append({"call_id": cid, "tool": call.name, "ok": result.ok, "error": result.error,
-                                 "injected": result.injected, "cached": result.cached})
-                self._calls.append(CallRecord(turn, call.name, call.arguments if call.error is None else None,
-                                              result.ok))
+                    turn_errors[result.error] = turn_errors.get(result.error, 0) + 1
+                new.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": cid,
+                        "name": call.name,
+                        "content": self._clip(result.content),
+                    }
+                )
+                outcomes.append(
+                    {
+                        "call_id": cid,
+                        "tool": call.name,
+                        "ok": result.ok,
+                        "error": result.error,
+                        "injected": result.injected,
+                        "cached": result.cached,
+                    }
+                )
+                self._calls.append(
+                    CallRecord(turn, call.name, call.arguments if call.error is None else None, result.ok)
+                )
             assistant["tool_calls"] = tool_calls
         else:
             self._answer = parsed.content
@@ -277,43 +338,81 @@ class ToolUseEnv(gym.Env[str, Any]):
             elif self.config.token_budget is not None and self._tokens >= self.config.token_budget:
                 self._truncated, self._end_reason = True, "token_budget"
         reward = 0.0
-        info: dict[str, Any] = {"turn": turn, "calls": len(parsed.calls), "format": parsed.format,
-                                "errors": dict(turn_errors), "error_total": sum(self._errors.values())}
+        info: dict[str, Any] = {
+            "turn": turn,
+            "calls": len(parsed.calls),
+            "format": parsed.format,
+            "errors": turn_errors,
+            "error_total": sum(self._errors.values()),
+        }
         if self._terminated or self._truncated:
             self._done = True
-            self.result = grade(self.task.rubric, Evidence(self._calls, self._answer, self.initial, self.state,  # type: ignore[union-attr]
-                                                           self.suite.world.trace_fields))
+            self.result = grade(
+                self.task.rubric,
+                Evidence(
+                    self._calls,
+                    self._answer,
+                    self.initial,
+                    self.state,  # type: ignore[union-attr]
+                    self.suite.world.trace_fields,
+                    self.state.touched(),
+                ),
+            )
             reward = self.result.score
             await self._end_backends()
-            info.update(end_reason=self._end_reason, score=reward, passed=self.result.passed,
-                        rubric=self.result.model_dump(mode="json"), metrics=self.metrics())
+            info.update(
+                end_reason=self._end_reason,
+                score=reward,
+                passed=self.result.passed,
+                rubric=self.result.model_dump(mode="json"),
+                metrics=self.metrics(),
+            )
         env_s = time.perf_counter() - t0
         self._env_s += env_s
         gen_ms = meta.get("gen_ms")
         if isinstance(gen_ms, (int, float)):
             self._gen_s += gen_ms / 1000
-        self._turns.append({
-            "index": turn, "message_index": len(self._messages) - len(new) - 1,
-            "token_ids": token_ids, "logprobs": meta.get("logprobs"), "policy_version": meta.get("policy_version"),
-            "finish_reason": meta.get("finish_reason"), "num_tokens": ntok, "calls": outcomes,
-            "changes": self.state.log[mark:], "env_ms": env_s * 1000, "gen_ms": gen_ms,
-        })
+        self._turns.append(
+            {
+                "index": turn,
+                "message_index": len(self._messages) - len(new) - 1,
+                "token_ids": token_ids,
+                "logprobs": meta.get("logprobs"),
+                "policy_version": meta.get("policy_version"),
+                "finish_reason": meta.get("finish_reason"),
+                "num_tokens": ntok,
+                "calls": outcomes,
+                "changes": self.state.log[mark:],
+                "env_ms": env_s * 1000,
+                "gen_ms": gen_ms,
+            }
+        )
         return self._encode(new), reward, self._terminated, self._truncated, info
 
-    async def _execute(self, name: str, args: dict[str, Any] | None, parse_error: str | None, index: int) -> ToolResult:
+    async def _execute(
+        self, name: str, args: dict[str, Any] | None, parse_error: str | None, index: int
+    ) -> ToolResult:
         if parse_error is not None:
             return ToolResult.failure("parse_error", f"could not read the tool call: {parse_error}")
         if index >= self.config.max_calls_per_turn:
-            return ToolResult.failure("call_limit", f"at most {self.config.max_calls_per_turn} calls per turn; "
-                                                    "this call was not run")
+            return ToolResult.failure(
+                "call_limit",
+                f"at most {self.config.max_calls_per_turn} calls per turn; this call was not run",
+            )
         tool = self.tools.get(name)
         if tool is None:
             near = difflib.get_close_matches(name, list(self.tools), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(near)}?" if near else f"; available: {', '.join(list(self.tools)[:20])}"
+            hint = (
+                f"; did you mean {', '.join(near)}?"
+                if near
+                else f"; available: {', '.join(list(self.tools)[:20])}"
+            )
             return ToolResult.failure("unknown_tool", f"no tool named {name!r}{hint}")
         reason = validator(tool.input_schema).check(args)
         if reason is not None:
-            return ToolResult.failure("invalid_arguments", f"arguments for {name} do not match its schema: {reason}")
+            return ToolResult.failure(
+                "invalid_arguments", f"arguments for {name} do not match its schema: {reason}"
+            )
         return await self._routes[name].call(tool, args, self._episode)  # type: ignore[arg-type]
 
     def _clip(self, content: str) -> str:
@@ -323,7 +422,11 @@ class ToolUseEnv(gym.Env[str, Any]):
         return content[:n] + f"... [truncated: {len(content) - n} more characters]"
 
     def _encode(self, messages: list[dict[str, Any]]) -> str:
-        out = json.dumps(messages, ensure_ascii=True)
+        raw = dumps(messages)
+        # orjson is ~5x faster; it writes UTF-8, so fall back to json's \u-escapes for non-ASCII text.
+        out = (
+            raw.decode() if raw.isascii() else json.dumps(messages, ensure_ascii=True, separators=(",", ":"))
+        )
         limit = self.config.max_observation_chars
         if len(out) <= limit:
             return out
@@ -348,11 +451,15 @@ class ToolUseEnv(gym.Env[str, Any]):
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The conversation so far (a copy), OpenAI format."""
-        return orjson.loads(orjson.dumps(self._messages))
+        return json.loads(dumps(self._messages))
 
     def metrics(self) -> dict[str, float]:
-        m: dict[str, float] = {"turns": float(len(self._turns)), "tool_calls": float(len(self._calls)),
-                               "tokens": float(self._tokens), "errors": float(sum(self._errors.values()))}
+        m: dict[str, float] = {
+            "turns": float(len(self._turns)),
+            "tool_calls": float(len(self._calls)),
+            "tokens": float(self._tokens),
+            "errors": float(sum(self._errors.values())),
+        }
         for kind, n in self._errors.items():
             m[f"errors.{kind}"] = float(n)
         return m
@@ -364,22 +471,41 @@ class ToolUseEnv(gym.Env[str, Any]):
         turns = []
         for t in self._turns:
             t = dict(t)
-            t["changes"] = [{"collection": c, "id": i, "before": b, "after": a} for c, i, b, a in t["changes"]]
+            t["changes"] = [
+                {"collection": c, "id": i, "before": b, "after": a} for c, i, b, a in t["changes"]
+            ]
             turns.append(t)
-        return Trajectory.model_validate({
-            "id": episode_id or f"{self.task.id}/{self.seed}/{policy}",
-            "task_id": self.task.id, "agent_id": self.task.agent_id, "seed": self.seed, "policy": policy,
-            "tools": [t.openai_schema() for t in self.tools.values()],
-            "messages": self._messages, "turns": turns,
-            "state_diff": [c.model_dump() for c in diff(self.initial, self.state, self.suite.world.trace_fields)],
-            "rubric": self.result.model_dump() if self.result else None,
-            "reward": self.result.score if self.result else 0.0,
-            "reward_components": {"rubric": self.result.score} if self.result else {},
-            "terminated": self._terminated, "truncated": self._truncated, "end_reason": self._end_reason,
-            "metrics": self.metrics(),
-            "timings": {"total_s": time.perf_counter() - self._t0, "env_s": self._env_s, "gen_s": self._gen_s},
-            "versions": {"agentgym": agentgym.__version__, "suite": self.suite.name},
-        })
+        return Trajectory.model_validate(
+            {
+                "id": episode_id or f"{self.task.id}/{self.seed}/{policy}",
+                "task_id": self.task.id,
+                "agent_id": self.task.agent_id,
+                "seed": self.seed,
+                "policy": policy,
+                "tools": [t.openai_schema() for t in self.tools.values()],
+                "messages": self._messages,
+                "turns": turns,
+                "state_diff": [
+                    c.model_dump()
+                    for c in diff(
+                        self.initial, self.state, self.suite.world.trace_fields, self.state.touched()
+                    )
+                ],
+                "rubric": self.result.model_dump() if self.result else None,
+                "reward": self.result.score if self.result else 0.0,
+                "reward_components": {"rubric": self.result.score} if self.result else {},
+                "terminated": self._terminated,
+                "truncated": self._truncated,
+                "end_reason": self._end_reason,
+                "metrics": self.metrics(),
+                "timings": {
+                    "total_s": time.perf_counter() - self._t0,
+                    "env_s": self._env_s,
+                    "gen_s": self._gen_s,
+                },
+                "versions": {"agentgym": agentgym.__version__, "suite": self.suite.name},
+            }
+        )
 
     def render(self) -> str | None:
         if self.task is None:
@@ -388,7 +514,9 @@ class ToolUseEnv(gym.Env[str, Any]):
         for m in self._messages:
             body = m.get("content") or ""
             if m.get("tool_calls"):
-                body += " " + " ".join(f"{c['function']['name']}({c['function']['arguments']})" for c in m["tool_calls"])
+                body += " " + " ".join(
+                    f"{c['function']['name']}({c['function']['arguments']})" for c in m["tool_calls"]
+                )
             lines.append(f"[{m['role']}] {body}".rstrip())
         text = "\n".join(lines)
         if self.render_mode == "human":

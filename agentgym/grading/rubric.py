@@ -53,9 +53,16 @@ class Evidence:
     initial: WorldSnapshot | WorldState
     final: WorldSnapshot | WorldState
     trace_fields: Mapping[str, frozenset[str]]
+    touched: set[tuple[str, str]] | None = None
+    """Records that may differ between initial and final (None: compare everything)."""
 
-    def records(self, collection: str) -> list[dict[str, Any]]:
+    def records(self, collection: str, where: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Records of a collection; narrowed to one when `where` pins the id (a dict lookup, not a scan)."""
         if isinstance(self.final, WorldState):
+            for c in where:
+                if c.field == "id" and c.op == "eq" and isinstance(c.value, str):
+                    rec = self.final.get(collection, c.value)
+                    return [rec] if rec is not None else []
             return list(self.final.iter(collection))
         return list(self.final.collections.get(collection, []))
 
@@ -66,7 +73,9 @@ class Evidence:
 
 def matches(pattern: CallPattern, call: CallRecord) -> bool:
     """Whether a call fits a pattern (name, argument subset in canonical form, outcome)."""
-    if call.tool != pattern.tool and not (_is_glob(pattern.tool) and fnmatch.fnmatchcase(call.tool, pattern.tool)):
+    if call.tool != pattern.tool and not (
+        _is_glob(pattern.tool) and fnmatch.fnmatchcase(call.tool, pattern.tool)
+    ):
         return False
     if pattern.succeeded is not None and call.ok != pattern.succeeded:
         return False
@@ -85,7 +94,7 @@ def _is_glob(s: str) -> bool:
 
 def _state(c: StateCriterion, ev: Evidence) -> CriterionResult:
     ctx = Context(now=ev.now)
-    n = sum(1 for r in ev.records(c.collection) if matches_all(c.where, r, ctx))
+    n = sum(1 for r in ev.records(c.collection, c.where) if matches_all(c.where, r, ctx))
     ok = {"exists": n >= 1, "absent": n == 0, "count": n == c.count}[c.expect]
     want = {"exists": "at least 1", "absent": "0", "count": str(c.count)}[c.expect]
     return _result(c, 1.0 if ok else 0.0, f"{n} matching record(s) in {c.collection}, want {want}")
@@ -125,21 +134,36 @@ def _fact_in(fact: str, reply: str) -> bool:
 def _forbidden(c: ForbiddenCriterion, ev: Evidence) -> CriterionResult:
     if c.call is not None:
         bad = [call for call in ev.calls if matches(c.call, call)]
-        return _result(c, 0.0 if bad else 1.0, f"forbidden call made at turn {bad[0].turn}" if bad else "not made",
-                       bad[0].turn if bad else None)
+        return _result(
+            c,
+            0.0 if bad else 1.0,
+            f"forbidden call made at turn {bad[0].turn}" if bad else "not made",
+            bad[0].turn if bad else None,
+        )
     if c.collection is not None:
         ctx = Context(now=ev.now)
-        bad_recs = [r["id"] for r in ev.records(c.collection) if matches_all(c.where, r, ctx)]
-        return _result(c, 0.0 if bad_recs else 1.0, f"forbidden state: {bad_recs}" if bad_recs else "state avoided")
-    changes = diff(ev.initial, ev.final, ev.trace_fields)
+        bad_recs = [r["id"] for r in ev.records(c.collection, c.where) if matches_all(c.where, r, ctx)]
+        return _result(
+            c, 0.0 if bad_recs else 1.0, f"forbidden state: {bad_recs}" if bad_recs else "state avoided"
+        )
+    changes = diff(ev.initial, ev.final, ev.trace_fields, ev.touched)
     allowed = c.allow_changes or ()
-    stray = [f"{ch.collection}/{ch.id}" for ch in changes if ch.before is not None
-             and not any(fnmatch.fnmatchcase(f"{ch.collection}/{ch.id}", p) for p in allowed)]
-    return _result(c, 0.0 if stray else 1.0, f"collateral changes: {stray}" if stray else "no collateral changes")
+    stray = [
+        f"{ch.collection}/{ch.id}"
+        for ch in changes
+        if ch.before is not None
+        and not any(fnmatch.fnmatchcase(f"{ch.collection}/{ch.id}", p) for p in allowed)
+    ]
+    return _result(
+        c, 0.0 if stray else 1.0, f"collateral changes: {stray}" if stray else "no collateral changes"
+    )
 
 
 def _result(c: Any, score: float | None, detail: str, turn: int | None = None) -> CriterionResult:
-    return CriterionResult(id=c.id, kind=c.kind, weight=c.weight, score=score, detail=detail, turn=turn)
+    # Built from already-validated parts, so skip re-validation (this runs at the end of every episode).
+    return CriterionResult.model_construct(
+        id=c.id, kind=c.kind, weight=c.weight, score=score, detail=detail, turn=turn
+    )
 
 
 GRADERS: dict[str, Callable[[Any, Evidence], CriterionResult]] = {
@@ -170,8 +194,13 @@ def combine(rubric: Rubric, results: Sequence[CriterionResult]) -> RubricResult:
         den += r.weight
     score = 0.0 if gated or den == 0 else num / den
     ungraded = tuple(r.id for r in results if r.score is None)
-    return RubricResult(score=score, passed=score >= rubric.pass_threshold - 1e-9, gated=gated,
-                        criteria=tuple(results), ungraded=ungraded)
+    return RubricResult.model_construct(
+        score=score,
+        passed=score >= rubric.pass_threshold - 1e-9,
+        gated=gated,
+        criteria=tuple(results),
+        ungraded=ungraded,
+    )
 
 
 def calls_from_trajectory(traj: Trajectory) -> list[CallRecord]:

@@ -54,14 +54,24 @@ class Completion:
 
     def as_action(self) -> dict[str, Any]:
         """The turn as a `ToolUseEnv.step` action (raw text plus what was sampled)."""
-        return {"role": "assistant", "content": self.text, "token_ids": self.token_ids, "logprobs": self.logprobs,
-                "finish_reason": self.finish_reason, "gen_ms": self.gen_ms}
+        return {
+            "role": "assistant",
+            "content": self.text,
+            "token_ids": self.token_ids,
+            "logprobs": self.logprobs,
+            "finish_reason": self.finish_reason,
+            "gen_ms": self.gen_ms,
+        }
 
 
 class ChatModel(Protocol):
     name: str
     tool_format: str
 
-    async def generate(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
-                       sampling: SamplingParams | None = None) -> Completion:
+    async def generate(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        sampling: SamplingParams | None = None,
+    ) -> Completion:
         """One assistant turn."""

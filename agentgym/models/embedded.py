@@ -78,5 +78,6 @@ def load(threads: int | None = None):
     """The embedded model as a ChatModel (hermes tool calls through the bundled ChatML template)."""
     from agentgym.models.transformers_model import TransformersChatModel
 
-    return TransformersChatModel.from_pretrained(prepare(log=lambda *_: None), name=NAME, tool_format="hermes",
-                                                 threads=threads)
+    return TransformersChatModel.from_pretrained(
+        prepare(log=lambda *_: None), name=NAME, tool_format="hermes", threads=threads
+    )

@@ -19,6 +19,7 @@ def backend(prefix: str) -> Callable[[Callable[[str], ChatModel]], Callable[[str
     def deco(f: Callable[[str], ChatModel]) -> Callable[[str], ChatModel]:
         BACKENDS[prefix] = f
         return f
+
     return deco
 
 
@@ -43,5 +44,7 @@ def load_model(spec: str = "embedded", **kw: Any) -> ChatModel:
         return BACKENDS[prefix](arg)
     if Path(spec).exists():
         return BACKENDS["hf"](spec)
-    raise ValueError(f"unknown model {spec!r}: use 'embedded', 'hf:<path>' or a local path; "
-                     f"registered backends: {sorted(BACKENDS)}")
+    raise ValueError(
+        f"unknown model {spec!r}: use 'embedded', 'hf:<path>' or a local path; "
+        f"registered backends: {sorted(BACKENDS)}"
+    )

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from agentgym.jsonutil import dumps_str
+
 
 @dataclass(slots=True)
 class ParsedCall:
@@ -103,7 +105,7 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
 def decode_arguments(value: Any) -> tuple[dict[str, Any] | None, str, str | None]:
     """(arguments, raw JSON text, error) from a JSON object or a string holding one."""
     if isinstance(value, Mapping):
-        return dict(value), orjson.dumps(value).decode(), None
+        return dict(value), dumps_str(value), None
     if value is None:
         return {}, "{}", None
     if isinstance(value, str):
@@ -121,7 +123,9 @@ def decode_arguments(value: Any) -> tuple[dict[str, Any] | None, str, str | None
 def call_from_object(obj: Any, raw: str) -> ParsedCall:
     """A ParsedCall from a decoded `{"name": ..., "arguments"|"parameters": ...}` object."""
     if not isinstance(obj, Mapping):
-        return ParsedCall("", None, raw, f"a tool call must be a JSON object with 'name', got {type(obj).__name__}")
+        return ParsedCall(
+            "", None, raw, f"a tool call must be a JSON object with 'name', got {type(obj).__name__}"
+        )
     fn = obj.get("function") if isinstance(obj.get("function"), Mapping) else obj
     name = fn.get("name")
     if not isinstance(name, str) or not name:
@@ -168,7 +172,7 @@ def _parse_message(msg: Mapping[str, Any], fmt: str) -> ParsedTurn:
         calls.append(ParsedCall("", None, str(tool_calls), "tool_calls must be a list"))
     else:
         for tc in tool_calls:
-            raw = orjson.dumps(tc, default=str).decode() if not isinstance(tc, str) else tc
+            raw = dumps_str(tc) if not isinstance(tc, str) else tc
             call = call_from_object(tc, raw)
             if isinstance(tc, Mapping) and isinstance(tc.get("id"), str):
                 call.id = tc["id"]
@@ -179,4 +183,3 @@ def _parse_message(msg: Mapping[str, Any], fmt: str) -> ParsedTurn:
 def render_calls(fmt: str, calls: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     """Text in format `fmt` that parses back into `calls`."""
     return FORMATS[fmt].render(calls)
-

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from agentgym.jsonutil import dumps_str
 from agentgym.parsing.base import ParsedCall, call_from_object, register
 
 Calls = Sequence[tuple[str, Mapping[str, Any]]]
@@ -64,7 +65,9 @@ class Hermes:
 
     def render(self, calls: Calls) -> str:
         return "\n".join(
-            "<tool_call>\n" + json.dumps({"name": n, "arguments": dict(a)}, ensure_ascii=False) + "\n</tool_call>"
+            "<tool_call>\n"
+            + json.dumps({"name": n, "arguments": dict(a)}, ensure_ascii=False)
+            + "\n</tool_call>"
             for n, a in calls
         )
 
@@ -91,7 +94,7 @@ class GlmXml:
         calls: list[ParsedCall] = []
         for m in _TAGGED.finditer(text):
             body = m.group(1)
-            head, sep, _ = body.partition("<arg_key>")
+            head = body.partition("<arg_key>")[0]
             name = head.strip()
             raw = body.strip()
             if not name or any(c.isspace() for c in name) or "<" in name:
@@ -102,12 +105,14 @@ class GlmXml:
                 continue
             pairs = _ARG.findall(body)
             if body.count("<arg_key>") != len(pairs) or body.count("<arg_value>") != len(pairs):
-                calls.append(ParsedCall(name, None, raw, "every <arg_key> needs exactly one <arg_value> after it"))
+                calls.append(
+                    ParsedCall(name, None, raw, "every <arg_key> needs exactly one <arg_value> after it")
+                )
                 continue
             args: dict[str, Any] = {}
             for k, v in pairs:
                 args[k.strip()] = _xml_value(v)
-            calls.append(ParsedCall(name, args, orjson.dumps(args).decode()))
+            calls.append(ParsedCall(name, args, dumps_str(args)))
         return _strip_tagged(text), calls
 
     def render(self, calls: Calls) -> str:
@@ -138,7 +143,7 @@ _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.S)
 def _unfence(text: str) -> str:
     s = text.strip()
     if s.startswith("<|python_tag|>"):
-        s = s[len("<|python_tag|>"):].strip()
+        s = s[len("<|python_tag|>") :].strip()
     m = _FENCE.match(s)
     return m.group(1).strip() if m else s
 
@@ -191,12 +196,13 @@ class Pythonic:
             if err:
                 calls.append(ParsedCall(name, None, raw, err))
             else:
-                calls.append(ParsedCall(name, args, orjson.dumps(args, default=str).decode()))
+                calls.append(ParsedCall(name, args, dumps_str(args)))
         return "", calls
 
     def render(self, calls: Calls) -> str:
         def one(n: str, a: Mapping[str, Any]) -> str:
             return f"{n}(" + ", ".join(f"{k}={v!r}" for k, v in a.items()) + ")"
+
         return "[" + ", ".join(one(n, a) for n, a in calls) + "]"
 
 
@@ -222,8 +228,14 @@ class BareJson:
                 obj, end = dec.raw_decode(text, start)
             except json.JSONDecodeError as e:
                 kept.append(text[pos:start])
-                calls.append(ParsedCall(_guess_name(text[start:]), None, text[start:].strip(),
-                                        f"looks like a JSON tool call but is not valid JSON ({e.msg})"))
+                calls.append(
+                    ParsedCall(
+                        _guess_name(text[start:]),
+                        None,
+                        text[start:].strip(),
+                        f"looks like a JSON tool call but is not valid JSON ({e.msg})",
+                    )
+                )
                 pos = len(text)
                 break
             kept.append(text[pos:start])
@@ -259,7 +271,7 @@ class OpenAIToolCalls:
             return "", [ParsedCall("", None, text, "tool_calls must be a list")]
         calls = []
         for tc in tcs:
-            c = call_from_object(tc, orjson.dumps(tc).decode())
+            c = call_from_object(tc, dumps_str(tc))
             if isinstance(tc, dict) and isinstance(tc.get("id"), str):
                 c.id = tc["id"]
             calls.append(c)
@@ -267,11 +279,19 @@ class OpenAIToolCalls:
         return content if isinstance(content, str) else "", calls
 
     def render(self, calls: Calls) -> str:
-        return json.dumps({"tool_calls": [
-            {"id": f"call_{i}", "type": "function",
-             "function": {"name": n, "arguments": json.dumps(dict(a), ensure_ascii=False)}}
-            for i, (n, a) in enumerate(calls)
-        ]}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "tool_calls": [
+                    {
+                        "id": f"call_{i}",
+                        "type": "function",
+                        "function": {"name": n, "arguments": json.dumps(dict(a), ensure_ascii=False)},
+                    }
+                    for i, (n, a) in enumerate(calls)
+                ]
+            },
+            ensure_ascii=False,
+        )
 
 
 register(Hermes(), auto_priority=0)

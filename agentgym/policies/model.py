@@ -15,7 +15,9 @@ from agentgym.spec.task import TaskSpec
 
 
 class ModelPolicy:
-    def __init__(self, model: ChatModel, sampling: SamplingParams | None = None, name: str | None = None) -> None:
+    def __init__(
+        self, model: ChatModel, sampling: SamplingParams | None = None, name: str | None = None
+    ) -> None:
         self.model = model
         self.sampling = sampling or SamplingParams()
         self.name = name or model.name

@@ -31,7 +31,9 @@ class OraclePolicy:
 
     async def act(self, observation: list[dict[str, Any]]) -> str:
         if self._pending:
-            failed = [c for c, m in zip(self._pending, _tool_messages(observation), strict=False) if _transient(m)]
+            failed = [
+                c for c, m in zip(self._pending, _tool_messages(observation), strict=False) if _transient(m)
+            ]
             if failed and self._retries < self.max_retries:
                 self._retries += 1
                 self._pending = failed

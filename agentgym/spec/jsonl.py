@@ -62,7 +62,7 @@ class JsonlAppender:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (held open across appends; closed by close())
 
     def append(self, record: BaseModel) -> None:
         self._f.write(record.model_dump_json() + "\n")

@@ -98,7 +98,9 @@ class ForbiddenCriterion(_Criterion):
     def _one_rule(self) -> ForbiddenCriterion:
         rules = [self.call is not None, self.collection is not None, self.allow_changes is not None]
         if sum(rules) != 1:
-            raise ValueError("a forbidden criterion needs exactly one of call, collection(+where), allow_changes")
+            raise ValueError(
+                "a forbidden criterion needs exactly one of call, collection(+where), allow_changes"
+            )
         return self
 
 
@@ -111,7 +113,12 @@ class JudgeCriterion(_Criterion):
 
 
 Criterion = Annotated[
-    StateCriterion | CallCriterion | CheckpointCriterion | AnswerCriterion | ForbiddenCriterion | JudgeCriterion,
+    StateCriterion
+    | CallCriterion
+    | CheckpointCriterion
+    | AnswerCriterion
+    | ForbiddenCriterion
+    | JudgeCriterion,
     Field(discriminator="kind"),
 ]
 

@@ -79,8 +79,19 @@ class Condition(Record):
     field: str
     """Record field, dotted for nested objects."""
     op: Literal[
-        "eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "not_contains",
-        "icontains", "exists", "missing",
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "not_in",
+        "contains",
+        "not_contains",
+        "icontains",
+        "exists",
+        "missing",
     ] = "eq"
     """Comparison. `contains` tests list membership or substring; `icontains` is case-insensitive substring."""
     value: object = None
@@ -137,7 +148,8 @@ class ToolSemantics(Record):
     preconditions: tuple[Condition, ...] = ()
     """Must all hold on the target record before an update, delete or action."""
     effects: tuple[Effect, ...] = ()
-    """Changes an action makes to its target record."""
+    """Changes an action (or, after its field changes, an update) makes to its target record; an
+    effect whose value is an omitted optional argument is skipped."""
     defaults: JsonDict = Field(default_factory=dict)
     """Field defaults on create (values may be references)."""
     touch: dict[str, object] = Field(default_factory=dict)

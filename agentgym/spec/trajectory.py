@@ -16,18 +16,18 @@ from pydantic import Field
 from agentgym.spec.base import JsonDict, Record
 
 ErrorKind = Literal[
-    "parse_error",        # the call's syntax could not be read
-    "unknown_tool",       # no tool of that name on this agent
+    "parse_error",  # the call's syntax could not be read
+    "unknown_tool",  # no tool of that name on this agent
     "invalid_arguments",  # arguments fail the tool's input schema
-    "not_found",          # a referenced record does not exist
+    "not_found",  # a referenced record does not exist
     "precondition_failed",  # the record is not in a state that allows the operation
-    "conflict",           # e.g. a unique field already taken
-    "timeout",            # injected or real: the tool did not answer in time
-    "rate_limited",       # injected or real: too many calls
-    "server_error",       # injected or real: the tool's server failed
-    "invalid_output",     # the tool's result does not match its output schema
-    "backend_error",      # the backend itself failed (crashed server, dead container)
-    "call_limit",         # more calls in one turn than the environment allows
+    "conflict",  # e.g. a unique field already taken
+    "timeout",  # injected or real: the tool did not answer in time
+    "rate_limited",  # injected or real: too many calls
+    "server_error",  # injected or real: the tool's server failed
+    "invalid_output",  # the tool's result does not match its output schema
+    "backend_error",  # the backend itself failed (crashed server, dead container)
+    "call_limit",  # more calls in one turn than the environment allows
 ]
 """Every way a tool call can fail, each counted separately."""
 

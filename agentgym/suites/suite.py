@@ -42,7 +42,9 @@ class SuiteError(ValueError):
 class TaskSuite:
     """Agents and tasks over one world."""
 
-    def __init__(self, name: str, world: World, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec]) -> None:
+    def __init__(
+        self, name: str, world: World, agents: dict[str, AgentSpec], tasks: dict[str, TaskSpec]
+    ) -> None:
         self.name = name
         self.world = world
         self.agents = agents
@@ -118,8 +120,10 @@ def _yaml_tasks(path: Path, world: World) -> list[TaskSpec]:
         try:
             if "initial_state" not in t:
                 patch = t.pop("state_patch", {}) or {}
-                t["initial_state"] = {"now": t.pop("now", world.seed.now),
-                                      "collections": _patched(world.seed, patch)}
+                t["initial_state"] = {
+                    "now": t.pop("now", world.seed.now),
+                    "collections": _patched(world.seed, patch),
+                }
             out.append(TaskSpec.model_validate(t))
         except (ValidationError, KeyError, TypeError) as e:
             raise SuiteError(f"{path}: task #{i} ({t.get('id', '?')}): {e}") from e
@@ -168,6 +172,10 @@ def load_suite(name_or_path: str = "starter") -> TaskSuite:
     if not p.exists():
         p = tasks_dir() / name_or_path
     if not p.exists():
-        known = sorted(d.name for d in tasks_dir().iterdir() if (d / "suite.yaml").exists()) if tasks_dir().exists() else []
+        known = (
+            sorted(d.name for d in tasks_dir().iterdir() if (d / "suite.yaml").exists())
+            if tasks_dir().exists()
+            else []
+        )
         raise SuiteError(f"no suite {name_or_path!r}; known suites: {known}")
     return load_suite_dir(p)

@@ -38,15 +38,24 @@ def check_task(env: ToolUseEnv, task_id: str, seed: int = 0, fmt: str = "hermes"
     noop = asyncio.run(run_episode(env, NoopPolicy(), task_id, seed))
     problems = []
     if oracle.reward < 1.0:
-        failed = [f"{c.id}: {c.detail}" for c in oracle.rubric.criteria if c.score is not None and c.score < 1]  # type: ignore[union-attr]
+        failed = [
+            f"{c.id}: {c.detail}" for c in oracle.rubric.criteria if c.score is not None and c.score < 1
+        ]  # type: ignore[union-attr]
         problems.append(f"oracle scored {oracle.reward:.3f} ({'; '.join(failed)}; end: {oracle.end_reason})")
     if noop.reward >= NOOP_MAX:
         problems.append(f"do-nothing scored {noop.reward:.3f} (must be < {NOOP_MAX})")
     return TaskCheck(task_id, oracle.reward, noop.reward, problems)
 
 
-def validate_suite(suite: TaskSuite, task_ids: Sequence[str] | None = None, *, faults: FaultConfig | None = None,
-                   seed: int = 0, fmt: str = "hermes", progress: Callable[[TaskCheck], None] | None = None) -> list[TaskCheck]:
+def validate_suite(
+    suite: TaskSuite,
+    task_ids: Sequence[str] | None = None,
+    *,
+    faults: FaultConfig | None = None,
+    seed: int = 0,
+    fmt: str = "hermes",
+    progress: Callable[[TaskCheck], None] | None = None,
+) -> list[TaskCheck]:
     ids = list(task_ids) if task_ids is not None else list(suite.tasks)
     env = ToolUseEnv(suite, task_ids=ids, config=EnvConfig(faults=faults or FaultConfig()))
     out = []

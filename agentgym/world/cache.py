@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-import orjson
+from agentgym.jsonutil import dumps
 
 
 class ReplayCache:
@@ -24,7 +24,7 @@ class ReplayCache:
 
     @staticmethod
     def key(lineage: str, tool: str, args: Any) -> bytes:
-        return orjson.dumps([lineage, tool, args], option=orjson.OPT_SORT_KEYS)
+        return dumps([lineage, tool, args], sort_keys=True)
 
     def get(self, key: bytes) -> Any | None:
         v = self._data.get(key)

@@ -74,7 +74,9 @@ def _check_tool(domain: str, raw: Mapping[str, Any], sem: ToolSemantics, entity:
         if arg is not None and arg not in props:
             raise DomainFileError(f"{where}: semantics names argument {arg!r} missing from input_schema")
     fields = set(entity.record_schema.get("properties", {}))
-    used = [f.field.split(".")[0] for f in sem.filters.values()] + [c.field.split(".")[0] for c in sem.preconditions]
+    used = [f.field.split(".")[0] for f in sem.filters.values()] + [
+        c.field.split(".")[0] for c in sem.preconditions
+    ]
     used += [e.field for e in sem.effects] + list(sem.defaults) + list(sem.touch) + list(sem.search_fields)
     used += list(sem.field_args.values())
     for f in used:
@@ -98,24 +100,41 @@ def domain_from_dict(raw: Mapping[str, Any], origin: str = "<dict>") -> DomainSp
             sem = ToolSemantics.model_validate(t["semantics"]) if t.get("semantics") else None
             if sem is not None:
                 if sem.collection not in by_col:
-                    raise DomainFileError(f"{origin}: tool {t['name']!r} acts on unknown collection {sem.collection!r}")
+                    raise DomainFileError(
+                        f"{origin}: tool {t['name']!r} acts on unknown collection {sem.collection!r}"
+                    )
                 _check_tool(name, t, sem, by_col[sem.collection])
-            tools.append(ToolSpec(
-                name=qualified_name(name, t["name"]),
-                title=t.get("title"),
-                description=t["description"].strip(),
-                input_schema=t["input_schema"],
-                output_schema=t.get("output_schema") or (output_schema_for(sem, by_col[sem.collection]) if sem else None),
-                annotations=ToolAnnotations.model_validate(t["annotations"]) if "annotations" in t
-                else (annotations_for(sem) if sem else ToolAnnotations()),
-                provenance=Provenance(source=raw.get("source", "starter"), server=name, original_name=t["name"],
-                                      package=raw.get("package"), license=raw.get("license", "MIT")),
-                taxonomy=Taxonomy(category=category, domain=name),
-                semantics=sem,
-            ))
+            tools.append(
+                ToolSpec(
+                    name=qualified_name(name, t["name"]),
+                    title=t.get("title"),
+                    description=t["description"].strip(),
+                    input_schema=t["input_schema"],
+                    output_schema=t.get("output_schema")
+                    or (output_schema_for(sem, by_col[sem.collection]) if sem else None),
+                    annotations=ToolAnnotations.model_validate(t["annotations"])
+                    if "annotations" in t
+                    else (annotations_for(sem) if sem else ToolAnnotations()),
+                    provenance=Provenance(
+                        source=raw.get("source", "starter"),
+                        server=name,
+                        original_name=t["name"],
+                        package=raw.get("package"),
+                        license=raw.get("license", "MIT"),
+                    ),
+                    taxonomy=Taxonomy(category=category, domain=name),
+                    semantics=sem,
+                )
+            )
         seed = WorldSnapshot(now=raw.get("now", WorldSnapshot().now), collections=raw.get("seed", {}))
-        return DomainSpec(name=name, category=category, description=raw.get("description", ""),
-                          entities=tuple(entities), tools=tuple(tools), seed=seed)
+        return DomainSpec(
+            name=name,
+            category=category,
+            description=raw.get("description", ""),
+            entities=tuple(entities),
+            tools=tuple(tools),
+            seed=seed,
+        )
     except DomainFileError:
         raise
     except (KeyError, TypeError, ValueError) as e:
@@ -151,6 +170,8 @@ class World:
                     raise DomainFileError(f"collection {e.collection!r} defined twice")
                 self.entities[e.collection] = e
             collections.update(d.seed.collections)
+            if self.domains and len(self.domains) > 1 and d.seed.now != now:
+                raise DomainFileError(f"domain {d.name!r} has clock {d.seed.now}, others {now}: one world, one clock")
             now = d.seed.now
         self.seed = WorldSnapshot(now=now, collections=collections)
         self.trace_fields = {c: frozenset(e.trace_fields) for c, e in self.entities.items()}

@@ -69,9 +69,11 @@ OPERATIONS: dict[str, Operation] = {}
 
 def operation(name: str) -> Callable[[Operation], Operation]:
     """Register an operation under `name` (a ToolSemantics.operation value)."""
+
     def deco(f: Operation) -> Operation:
         OPERATIONS[name] = f
         return f
+
     return deco
 
 
@@ -81,8 +83,9 @@ class Engine:
     def __init__(self, entities: Mapping[str, EntitySpec]) -> None:
         self.entities = dict(entities)
 
-    def run(self, tool: ToolSpec, args: Mapping[str, Any], state: WorldState,
-            shape: PageShape | None = None) -> Any:
+    def run(
+        self, tool: ToolSpec, args: Mapping[str, Any], state: WorldState, shape: PageShape | None = None
+    ) -> Any:
         sem = tool.semantics
         if sem is None:
             raise ValueError(f"tool {tool.name} has no semantics; the engine cannot run it")
@@ -94,6 +97,7 @@ class Engine:
 
 
 # ---- helpers shared by operations -------------------------------------------------------------
+
 
 def _target(call: Call) -> dict[str, Any]:
     rid = call.args.get(call.sem.id_arg or "id")
@@ -130,22 +134,29 @@ def _precondition_message(call: Call, cond: Condition, record: Mapping[str, Any]
     if cond.message:
         return cond.message
     want = resolve(cond.value, ctx)
-    return (f"{_noun(call.entity)} {record.get('id')!r} requires {cond.field} {cond.op} {want!r}, "
-            f"but {cond.field} is {get_path(record, cond.field)!r}")
+    return (
+        f"{_noun(call.entity)} {record.get('id')!r} requires {cond.field} {cond.op} {want!r}, "
+        f"but {cond.field} is {get_path(record, cond.field)!r}"
+    )
 
 
 def _validate_record(call: Call, record: dict[str, Any]) -> None:
     reason = validator(call.entity.record_schema).check(record)
     if reason is not None:
-        raise ToolFailure("invalid_arguments", f"the resulting {_noun(call.entity)} would be invalid: {reason}")
+        raise ToolFailure(
+            "invalid_arguments", f"the resulting {_noun(call.entity)} would be invalid: {reason}"
+        )
     ctx = call.ctx(record)
     for cond in call.entity.invariants:
         if not evaluate(cond, record, ctx):
-            raise ToolFailure("invalid_arguments", cond.message or
-                              f"the resulting {_noun(call.entity)} would break: {cond.field} {cond.op} {cond.value!r}")
+            raise ToolFailure(
+                "invalid_arguments",
+                cond.message
+                or f"the resulting {_noun(call.entity)} would break: {cond.field} {cond.op} {cond.value!r}",
+            )
     for field, target in call.entity.refs.items():
         val = record.get(field)
-        for v in (val if isinstance(val, list) else [val]):
+        for v in val if isinstance(val, list) else [val]:
             if v is not None and call.state.get(target, v) is None:
                 raise ToolFailure("not_found", f"{field}: no record {v!r} in {target}")
     for field in call.entity.unique:
@@ -154,7 +165,9 @@ def _validate_record(call: Call, record: dict[str, Any]) -> None:
             continue
         for other in call.state.iter(call.sem.collection):
             if other["id"] != record["id"] and canonical(other.get(field)) == val:
-                raise ToolFailure("conflict", f"{field} {record.get(field)!r} is already used by {other['id']!r}")
+                raise ToolFailure(
+                    "conflict", f"{field} {record.get(field)!r} is already used by {other['id']!r}"
+                )
 
 
 def _shape_result(sem: ToolSemantics, result: Any) -> Any:
@@ -167,6 +180,7 @@ def _shape_result(sem: ToolSemantics, result: Any) -> Any:
 
 
 # ---- operations ------------------------------------------------------------------------------
+
 
 @operation("create")
 def _create(call: Call) -> dict[str, Any]:
@@ -195,7 +209,11 @@ def _get(call: Call) -> dict[str, Any]:
 
 def _filtered(call: Call) -> list[dict[str, Any]]:
     sem = call.sem
-    active = [(f.field, f.op, canonical(call.args[a])) for a, f in sem.filters.items() if call.args.get(a) is not None]
+    active = [
+        (f.field, f.op, canonical(call.args[a]))
+        for a, f in sem.filters.items()
+        if call.args.get(a) is not None
+    ]
     out = []
     for rec in call.state.iter(sem.collection):
         if all(compare(op, get_path(rec, field), val) for field, op, val in active):
@@ -207,7 +225,9 @@ def _page(call: Call, records: list[dict[str, Any]]) -> dict[str, Any]:
     sem = call.sem
     if sem.sort:
         field, rev = sem.sort.lstrip("-"), sem.sort.startswith("-")
-        records.sort(key=lambda r: (get_path(r, field) is None, str(get_path(r, field)), r["id"]), reverse=rev)
+        records.sort(
+            key=lambda r: (get_path(r, field) is None, str(get_path(r, field)), r["id"]), reverse=rev
+        )
     cursor = call.args.get(sem.cursor_arg) if sem.cursor_arg else None
     offset = 0
     if cursor not in (None, ""):
@@ -222,7 +242,7 @@ def _page(call: Call, records: list[dict[str, Any]]) -> dict[str, Any]:
         return {"items": [], "next_cursor": None}
     if call.shape.partial and size > 1:
         size = max(1, size // 2)
-    items = records[offset:offset + size]
+    items = records[offset : offset + size]
     nxt = offset + size
     return {"items": items, "next_cursor": str(nxt) if nxt < len(records) else None}
 
@@ -252,7 +272,7 @@ def _update(call: Call) -> dict[str, Any]:
     changes = _fields_from_args(call)
     if not changes:
         raise ToolFailure("invalid_arguments", "nothing to update: give at least one field to change")
-    new = {**record, **changes}
+    new = _apply_effects(call, record, {**record, **changes})
     _validate_record(call, new)
     if new != record:
         call.state.put(call.sem.collection, new)
@@ -275,14 +295,23 @@ EFFECTS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+def _apply_effects(call: Call, record: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Apply the tool's effects to `new` (references resolve against the record before the call).
+    An effect whose value is an argument the caller left out is skipped: optional arguments stay optional."""
+    ctx = call.ctx(record)
+    for eff in call.sem.effects:
+        value = resolve(eff.value, ctx)
+        if value is None and isinstance(eff.value, dict) and "$arg" in eff.value:
+            continue
+        new[eff.field] = EFFECTS[eff.op](new.get(eff.field), value)
+    return new
+
+
 @operation("action")
 def _action(call: Call) -> dict[str, Any]:
     record = _target(call)
     _check_preconditions(call, record)
-    ctx = call.ctx(record)
-    new = dict(record)
-    for eff in call.sem.effects:
-        new[eff.field] = EFFECTS[eff.op](new.get(eff.field), resolve(eff.value, ctx))
+    new = _apply_effects(call, record, dict(record))
     _validate_record(call, new)
     if new != record:
         call.state.put(call.sem.collection, new)

@@ -47,8 +47,14 @@ class FaultRates(Record):
 
     @property
     def active(self) -> bool:
-        return bool(self.timeout or self.rate_limited or self.server_error or self.empty_result
-                    or self.partial_result or self.page_size)
+        return bool(
+            self.timeout
+            or self.rate_limited
+            or self.server_error
+            or self.empty_result
+            or self.partial_result
+            or self.page_size
+        )
 
 
 class FaultConfig(Record):
@@ -61,6 +67,11 @@ class FaultConfig(Record):
 
     def rates_for(self, tool: str) -> FaultRates:
         return _rates_for(self, tool)
+
+    @property
+    def active(self) -> bool:
+        """Whether any tool can see a fault at all."""
+        return self.default.active or any(r.active for r in self.per_tool.values())
 
     def __hash__(self) -> int:
         return hash(self.model_dump_json())
@@ -92,6 +103,9 @@ class Fault:
     shape: PageShape | None = None
 
 
+_NO_FAULT = Fault()
+
+
 class FaultInjector:
     """Per-episode fault draws (see module doc)."""
 
@@ -99,19 +113,29 @@ class FaultInjector:
 
     def __init__(self, config: FaultConfig, seed: int | None) -> None:
         self.config = config
-        self.rng = random.Random(0 if seed is None else seed)
+        # No faults configured anywhere: no draws are needed for exact replay, so skip the RNG.
+        self.rng = random.Random(0 if seed is None else seed) if config.active else None
 
     def draw(self, tool: str, shapes_results: bool) -> Fault:
+        if self.rng is None:
+            return _NO_FAULT
         u, v = self.rng.random(), self.rng.random()
         r = self.config.rates_for(tool)
         if not r.active:
             return Fault()
-        for kind, p in (("timeout", r.timeout), ("rate_limited", r.rate_limited), ("server_error", r.server_error)):
+        for kind, p in (
+            ("timeout", r.timeout),
+            ("rate_limited", r.rate_limited),
+            ("server_error", r.server_error),
+        ):
             if u < p:
                 return Fault(error=kind, message=_MESSAGES[kind])  # type: ignore[arg-type]
             u -= p
         if not shapes_results:
             return Fault()
-        shape = PageShape(page_size=r.page_size, empty=v < r.empty_result,
-                          partial=r.empty_result <= v < r.empty_result + r.partial_result)
+        shape = PageShape(
+            page_size=r.page_size,
+            empty=v < r.empty_result,
+            partial=r.empty_result <= v < r.empty_result + r.partial_result,
+        )
         return Fault(shape=shape)

@@ -18,7 +18,12 @@ from typing import Any
 
 def canonical(value: Any) -> Any:
     """The canonical form of a JSON value (see module doc)."""
-    if isinstance(value, bool) or value is None:
+    t = type(value)
+    if t is str:
+        return value.strip() if value.isascii() else unicodedata.normalize("NFC", value).strip()
+    if t is int or t is bool or value is None:
+        return value
+    if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value

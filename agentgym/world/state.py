@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from agentgym.jsonutil import dumps
 from agentgym.spec.trajectory import Change
 from agentgym.spec.world import WorldSnapshot
 from agentgym.world.normalize import canonical
@@ -44,7 +45,7 @@ class WorldState:
             now, cols = snap.now, snap.collections
         else:
             now, cols = snap.get("now", WorldSnapshot().now), snap.get("collections", {})
-        raw = orjson.dumps(cols, option=orjson.OPT_SORT_KEYS)
+        raw = dumps(cols, sort_keys=True)
         copied = orjson.loads(raw)
         collections: dict[str, Records] = {}
         for name, recs in copied.items():
@@ -60,9 +61,22 @@ class WorldState:
         lineage = hashlib.blake2b(now.encode() + raw, digest_size=16).hexdigest()
         return cls(now, collections, lineage)
 
+    def fork(self) -> WorldState:
+        """A new state equal to this one, sharing its (never mutated) records: O(collections + records)
+        pointer copies, no serialisation. Writes to either never show in the other."""
+        new = WorldState(self.now, {c: dict(t) for c, t in self.collections.items()}, self.lineage)
+        new._counters = dict(self._counters)
+        return new
+
+    def touched(self) -> set[tuple[str, str]]:
+        """(collection, id) of every record written since this state was made."""
+        return {(c, i) for c, i, _, _ in self.log}
+
     def snapshot(self) -> WorldSnapshot:
         """The current state as data (records are shared, not copied: they are never mutated)."""
-        return WorldSnapshot(now=self.now, collections={c: list(t.values()) for c, t in self.collections.items()})
+        return WorldSnapshot(
+            now=self.now, collections={c: list(t.values()) for c, t in self.collections.items()}
+        )
 
     def table(self, collection: str) -> Records:
         """The records of a collection (empty if none yet)."""
@@ -77,11 +91,13 @@ class WorldState:
     def iter(self, collection: str) -> Iterator[dict[str, Any]]:
         return iter(self.collections.get(collection, {}).values())
 
-    def _write(self, collection: str, rid: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    def _write(
+        self, collection: str, rid: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> None:
         self.log.append((collection, rid, before, after))
         self.version += 1
         h = hashlib.blake2b(self.lineage.encode(), digest_size=16)
-        h.update(orjson.dumps([collection, rid, after], option=orjson.OPT_SORT_KEYS))
+        h.update(dumps([collection, rid, after], sort_keys=True))
         self.lineage = h.hexdigest()
 
     def put(self, collection: str, record: dict[str, Any]) -> None:
@@ -126,24 +142,39 @@ def _strip(record: Mapping[str, Any] | None, trace: frozenset[str]) -> Any:
     return canonical({k: v for k, v in record.items() if k not in trace})
 
 
-def diff(before: WorldSnapshot | WorldState, after: WorldSnapshot | WorldState,
-         trace_fields: Mapping[str, frozenset[str]] | None = None) -> list[Change]:
-    """Records that differ between two states, normalised, trace fields dropped; sorted by (collection, id)."""
+def diff(
+    before: WorldSnapshot | WorldState,
+    after: WorldSnapshot | WorldState,
+    trace_fields: Mapping[str, frozenset[str]] | None = None,
+    keys: set[tuple[str, str]] | None = None,
+) -> list[Change]:
+    """Records that differ between two states, normalised, trace fields dropped; sorted by (collection, id).
+
+    `keys` restricts the comparison to those (collection, id) pairs — when `after` was forked from
+    `before`, `after.touched()` names every record that can differ, which makes this O(writes).
+    """
     a, b = _tables(before), _tables(after)
     trace_fields = trace_fields or {}
+    if keys is None:
+        keys = {(c, i) for t in (a, b) for c, recs in t.items() for i in recs}
     out: list[Change] = []
-    for col in sorted(set(a) | set(b)):
-        ta, tb = a.get(col, {}), b.get(col, {})
+    for col, rid in sorted(keys):
+        ra = a.get(col, {}).get(rid)
+        rb = b.get(col, {}).get(rid)
+        if ra is rb:
+            continue
         trace = trace_fields.get(col, frozenset())
-        for rid in sorted(set(ta) | set(tb)):
-            ra, rb = _strip(ta.get(rid), trace), _strip(tb.get(rid), trace)
-            if ra != rb:
-                out.append(Change(collection=col, id=rid, before=ra, after=rb))
+        ra, rb = _strip(ra, trace), _strip(rb, trace)
+        if ra != rb:
+            out.append(Change(collection=col, id=rid, before=ra, after=rb))
     return out
 
 
-def same_state(a: WorldSnapshot | WorldState, b: WorldSnapshot | WorldState,
-               trace_fields: Mapping[str, frozenset[str]] | None = None) -> bool:
+def same_state(
+    a: WorldSnapshot | WorldState,
+    b: WorldSnapshot | WorldState,
+    trace_fields: Mapping[str, frozenset[str]] | None = None,
+) -> bool:
     """Normalised equality of two states (trace fields ignored)."""
     return not diff(a, b, trace_fields)
 
