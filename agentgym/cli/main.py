@@ -101,6 +101,19 @@ def demo(
         suite, make_policy, [(i, seed) for i in ids], out, EnvConfig(max_turns=max_turns), title="demo"
     )
     report(trajs, suite, out, "embedded model on the starter suite")
+    _references(suite, ids, seed)
+
+
+def _references(suite, ids: list[str], seed: int) -> None:
+    """Oracle and do-nothing scores on the same tasks: the two ends a model's score lies between."""
+    from agentgym.env.tool_env import ToolUseEnv
+    from agentgym.suites.validate import check_task
+
+    env = ToolUseEnv(suite, task_ids=ids)
+    checks = [check_task(env, i, seed) for i in ids]
+    oracle = sum(c.oracle for c in checks) / len(checks)
+    noop = sum(c.noop for c in checks) / len(checks)
+    console.print(f"reference on the same tasks: oracle (gold replay) {oracle:.2f}, do-nothing {noop:.2f}")
 
 
 @app.command()

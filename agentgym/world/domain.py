@@ -171,7 +171,9 @@ class World:
                 self.entities[e.collection] = e
             collections.update(d.seed.collections)
             if self.domains and len(self.domains) > 1 and d.seed.now != now:
-                raise DomainFileError(f"domain {d.name!r} has clock {d.seed.now}, others {now}: one world, one clock")
+                raise DomainFileError(
+                    f"domain {d.name!r} has clock {d.seed.now}, others {now}: one world, one clock"
+                )
             now = d.seed.now
         self.seed = WorldSnapshot(now=now, collections=collections)
         self.trace_fields = {c: frozenset(e.trace_fields) for c, e in self.entities.items()}

@@ -8,8 +8,7 @@ import math
 import pytest
 
 from agentgym.env import EnvConfig, ToolUseEnv
-from agentgym.models import SamplingParams, load_model
-from agentgym.models import embedded
+from agentgym.models import SamplingParams, embedded, load_model
 from agentgym.models.transformers_model import TransformersChatModel, bundled_template
 from agentgym.policies import ModelPolicy
 from agentgym.runner import run_episode
