@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import orjson
 from gymnasium import spaces
-from pydantic import Field
+from pydantic import Field, field_validator
 
 import agentgym
 from agentgym.asyncio_bridge import run_blocking, run_now
@@ -45,8 +45,9 @@ from agentgym.backends.base import Episode, ToolBackend, ToolResult
 from agentgym.backends.simulated import SimulatedBackend
 from agentgym.env.user import ScriptedUser, UserSimulator
 from agentgym.grading.rubric import CallRecord, Evidence, grade
-from agentgym.jsonutil import dumps
+from agentgym.jsonutil import dumps, dumps_str
 from agentgym.parsing import parse_turn
+from agentgym.parsing.base import check_format, coerce_arguments
 from agentgym.schema import validator
 from agentgym.spec.base import Record
 from agentgym.spec.task import TaskSpec
@@ -63,6 +64,12 @@ class EnvConfig(Record):
 
     tool_call_format: str = "auto"
     """Tool-call format of the actions ('auto' detects hermes, glm_xml, pythonic, json)."""
+
+    @field_validator("tool_call_format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        return check_format(v)
+
     max_turns: int | None = Field(default=None, ge=1)
     """Assistant turns before truncation (default: the task's own limit)."""
     token_budget: int | None = Field(default=None, ge=1)
@@ -297,6 +304,9 @@ class ToolUseEnv(gym.Env[str, Any]):
                 tool_calls.append(
                     {"id": cid, "type": "function", "function": {"name": call.name, "arguments": call.raw}}
                 )
+                if call.raw_values and call.name in self.tools:
+                    call.arguments = coerce_arguments(call, self.tools[call.name].input_schema)
+                    call.raw = dumps_str(call.arguments)
                 result = await self._execute(call.name, call.arguments, call.error, i)
                 if result.error is not None:
                     turn_errors[result.error] = turn_errors.get(result.error, 0) + 1

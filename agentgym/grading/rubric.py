@@ -30,7 +30,7 @@ from agentgym.spec.rubric import (
 from agentgym.spec.trajectory import CriterionResult, RubricResult, Trajectory
 from agentgym.spec.world import WorldSnapshot
 from agentgym.world.conditions import Context, matches_all
-from agentgym.world.normalize import canonical, canonical_text
+from agentgym.world.normalize import canonical, canonical_text, same
 from agentgym.world.state import WorldState, diff
 
 
@@ -83,7 +83,7 @@ def matches(pattern: CallPattern, call: CallRecord) -> bool:
         if call.arguments is None:
             return False
         for k, v in pattern.args.items():
-            if canonical(call.arguments.get(k)) != canonical(v):
+            if not same(canonical(call.arguments.get(k)), canonical(v)):
                 return False
     return True
 

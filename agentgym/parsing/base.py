@@ -36,6 +36,8 @@ class ParsedCall:
     """Why the call is malformed; None when well-formed."""
     id: str | None = None
     """Call id given by a structured message."""
+    raw_values: dict[str, str] | None = None
+    """Argument values as written, for formats that do not type them (glm_xml); see `coerce_arguments`."""
 
 
 @dataclass(slots=True)
@@ -135,21 +137,69 @@ def call_from_object(obj: Any, raw: str) -> ParsedCall:
     return ParsedCall(name, decoded, text, err)
 
 
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "array" if isinstance(v, list) else "object"
+
+
+def coerce_arguments(call: ParsedCall, schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The call's arguments typed by the tool's schema. Formats that write values untyped (glm_xml)
+    write strings raw, so where the schema allows a string, a value that decoded to a string (its
+    quotes were content) or to a type the schema does not allow keeps its raw text: "42" stays "42"."""
+    if call.arguments is None or not call.raw_values:
+        return call.arguments
+    props = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+    out = dict(call.arguments)
+    for key, raw in call.raw_values.items():
+        prop = props.get(key)
+        t = prop.get("type") if isinstance(prop, Mapping) else None
+        allowed = {t} if isinstance(t, str) else set(t) if isinstance(t, list) else set()
+        if "string" not in allowed:
+            continue
+        got = _json_type(out.get(key))
+        if got == "string" or (got not in allowed and not (got == "integer" and "number" in allowed)):
+            out[key] = raw
+    return out
+
+
+def check_format(fmt: str) -> str:
+    """`fmt` if it is 'auto' or a registered format, else a ValueError naming the known ones."""
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"unknown tool-call format {fmt!r}; known: auto, {', '.join(sorted(FORMATS))}")
+    return fmt
+
+
 def parse_turn(action: str | Mapping[str, Any], fmt: str = "auto") -> ParsedTurn:
-    """Take an assistant turn apart (see module doc). Never raises."""
-    if isinstance(action, Mapping):
-        return _parse_message(action, fmt)
-    text = action if isinstance(action, str) else str(action)
-    visible, reasoning = split_reasoning(text)
-    names = AUTO_ORDER if fmt == "auto" else [fmt]
-    for n in names:
-        f = FORMATS.get(n)
-        if f is None:
-            raise KeyError(f"unknown tool-call format {n!r}; known: {sorted(FORMATS)}")
-        if f.detect(visible):
-            content, calls = f.parse(visible)
-            return ParsedTurn(content, reasoning, calls, n)
-    return ParsedTurn(visible, reasoning, [], None)
+    """Take an assistant turn apart (see module doc). Never raises on any action; an unknown `fmt`
+    is a ValueError (a configuration error, caught when the environment is built)."""
+    check_format(fmt)
+    try:
+        if isinstance(action, Mapping):
+            return _parse_message(action, fmt)
+        text = action if isinstance(action, str) else str(action)
+        visible, reasoning = split_reasoning(text)
+        names = AUTO_ORDER if fmt == "auto" else [fmt]
+        for n in names:
+            f = FORMATS[n]
+            if f.detect(visible):
+                content, calls = f.parse(visible)
+                return ParsedTurn(content, reasoning, calls, n)
+        return ParsedTurn(visible, reasoning, [], None)
+    except (RecursionError, ValueError, TypeError, MemoryError) as e:
+        # A format met input it could not take apart; the attempt is still a call to answer, not a crash.
+        raw = action if isinstance(action, str) else repr(action)[:2000]
+        return ParsedTurn(
+            "", None, [ParsedCall("", None, raw[:2000], f"could not parse the turn: {type(e).__name__}")], fmt
+        )
 
 
 def _parse_message(msg: Mapping[str, Any], fmt: str) -> ParsedTurn:

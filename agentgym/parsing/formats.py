@@ -59,6 +59,8 @@ class Hermes:
                     why += "; the block is missing </tool_call>"
                 calls.append(ParsedCall(_guess_name(body), None, body, why))
                 continue
+            if isinstance(obj, list) and not obj:
+                calls.append(ParsedCall("", None, body, "the <tool_call> holds an empty list of calls"))
             for o in obj if isinstance(obj, list) else [obj]:
                 calls.append(call_from_object(o, body))
         return _strip_tagged(text), calls
@@ -66,7 +68,8 @@ class Hermes:
     def render(self, calls: Calls) -> str:
         return "\n".join(
             "<tool_call>\n"
-            + json.dumps({"name": n, "arguments": dict(a)}, ensure_ascii=False)
+            # "</" written as "<\/" (the same JSON string) so a value holding "</tool_call>" cannot end the block
+            + json.dumps({"name": n, "arguments": dict(a)}, ensure_ascii=False).replace("</", "<\\/")
             + "\n</tool_call>"
             for n, a in calls
         )
@@ -94,8 +97,7 @@ class GlmXml:
         calls: list[ParsedCall] = []
         for m in _TAGGED.finditer(text):
             body = m.group(1)
-            head = body.partition("<arg_key>")[0]
-            name = head.strip()
+            name = body.partition("<")[0].strip()
             raw = body.strip()
             if not name or any(c.isspace() for c in name) or "<" in name:
                 calls.append(ParsedCall("", None, raw, "the <tool_call> must start with the tool name"))
@@ -110,9 +112,12 @@ class GlmXml:
                 )
                 continue
             args: dict[str, Any] = {}
+            raw_values: dict[str, str] = {}
             for k, v in pairs:
                 args[k.strip()] = _xml_value(v)
-            calls.append(ParsedCall(name, args, dumps_str(args)))
+                raw_values[k.strip()] = v
+            # Values are untyped text here: the environment re-types them by the tool's schema (coerce_arguments).
+            calls.append(ParsedCall(name, args, dumps_str(args), raw_values=raw_values))
         return _strip_tagged(text), calls
 
     def render(self, calls: Calls) -> str:
@@ -157,6 +162,17 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+def _as_json(v: Any) -> Any:
+    """A Python literal as JSON data (tuples become lists); anything JSON cannot hold is a ValueError."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_as_json(x) for x in v]
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+        return {k: _as_json(x) for k, x in v.items()}
+    raise ValueError(f"not JSON: {type(v).__name__}")
+
+
 class Pythonic:
     name = "pythonic"
 
@@ -189,9 +205,9 @@ class Pythonic:
                     err = "**kwargs is not allowed in a tool call"
                     break
                 try:
-                    args[kw.arg] = ast.literal_eval(kw.value)
-                except (ValueError, SyntaxError, TypeError):
-                    err = f"argument {kw.arg!r} is not a literal value"
+                    args[kw.arg] = _as_json(ast.literal_eval(kw.value))
+                except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+                    err = f"argument {kw.arg!r} is not a JSON-compatible literal"
                     break
             if err:
                 calls.append(ParsedCall(name, None, raw, err))
@@ -206,7 +222,7 @@ class Pythonic:
         return "[" + ", ".join(one(n, a) for n, a in calls) + "]"
 
 
-_JSON_CALL = re.compile(r'[\[{]\s*"(?:name|function)"\s*:')
+_JSON_CALL = re.compile(r'(?:\[\s*)?\{\s*"(?:name|function)"\s*:')
 
 
 class BareJson:
@@ -226,14 +242,15 @@ class BareJson:
                 continue
             try:
                 obj, end = dec.raw_decode(text, start)
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, RecursionError) as e:
+                why = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
                 kept.append(text[pos:start])
                 calls.append(
                     ParsedCall(
                         _guess_name(text[start:]),
                         None,
-                        text[start:].strip(),
-                        f"looks like a JSON tool call but is not valid JSON ({e.msg})",
+                        text[start:].strip()[:2000],
+                        f"looks like a JSON tool call but is not valid JSON ({why})",
                     )
                 )
                 pos = len(text)

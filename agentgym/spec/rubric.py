@@ -46,6 +46,7 @@ class CallPattern(Record):
 
 class StateCriterion(_Criterion):
     kind: Literal["state"] = "state"
+    """Criterion kind (the discriminator)."""
     collection: str
     """Collection inspected in the final state."""
     where: tuple[Condition, ...] = ()
@@ -64,6 +65,7 @@ class StateCriterion(_Criterion):
 
 class CallCriterion(_Criterion, CallPattern):
     kind: Literal["call"] = "call"
+    """Criterion kind (the discriminator)."""
     min_count: int = Field(default=1, ge=0)
     """Fewest matching calls that satisfy the criterion."""
     max_count: int | None = None
@@ -72,18 +74,21 @@ class CallCriterion(_Criterion, CallPattern):
 
 class CheckpointCriterion(_Criterion):
     kind: Literal["checkpoint"] = "checkpoint"
+    """Criterion kind (the discriminator)."""
     sequence: tuple[CallPattern, ...] = Field(min_length=2)
     """Calls that must all happen, each (first occurrence) after the previous one."""
 
 
 class AnswerCriterion(_Criterion):
     kind: Literal["answer"] = "answer"
+    """Criterion kind (the discriminator)."""
     facts: tuple[str, ...] = Field(min_length=1)
     """Strings the final reply must contain (case, spacing and number format normalised)."""
 
 
 class ForbiddenCriterion(_Criterion):
     kind: Literal["forbidden"] = "forbidden"
+    """Criterion kind (the discriminator)."""
     call: CallPattern | None = None
     """A call that must never be made (succeeded=None matches attempts too)."""
     collection: str | None = None
@@ -106,6 +111,7 @@ class ForbiddenCriterion(_Criterion):
 
 class JudgeCriterion(_Criterion):
     kind: Literal["judge"] = "judge"
+    """Criterion kind (the discriminator)."""
     criterion: str
     """The natural-language standard an LLM judge applies."""
     choices: tuple[str, ...] = ("no", "partly", "yes")

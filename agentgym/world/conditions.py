@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentgym.spec.tool import Condition
-from agentgym.world.normalize import canonical, get_path
+from agentgym.world.normalize import canonical, get_path, same
 
 
 class Context:
@@ -43,10 +43,9 @@ def resolve(value: Any, ctx: Context) -> Any:
 
 def _ordered(f: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     def op(a: Any, b: Any) -> bool:
-        if a is None or b is None:
+        if a is None or b is None or type(a) is bool or type(b) is bool:
             return False
-        na, nb = isinstance(a, (int, float)) and not isinstance(a, bool), isinstance(b, (int, float))
-        if na != nb:
+        if isinstance(a, (int, float)) != isinstance(b, (int, float)):
             return False
         try:
             return f(a, b)
@@ -58,7 +57,7 @@ def _ordered(f: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
 
 def _contains(a: Any, b: Any) -> bool:
     if isinstance(a, list):
-        return b in a
+        return any(same(x, b) for x in a)
     if isinstance(a, str) and isinstance(b, str):
         return b in a
     return False
@@ -71,12 +70,12 @@ def _icontains(a: Any, b: Any) -> bool:
 
 
 def _in(a: Any, b: Any) -> bool:
-    return isinstance(b, list) and a in b
+    return isinstance(b, list) and any(same(a, x) for x in b)
 
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
+    "eq": same,
+    "ne": lambda a, b: not same(a, b),
     "gt": _ordered(lambda a, b: a > b),
     "gte": _ordered(lambda a, b: a >= b),
     "lt": _ordered(lambda a, b: a < b),

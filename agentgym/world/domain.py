@@ -66,10 +66,27 @@ def annotations_for(sem: ToolSemantics) -> ToolAnnotations:
     )
 
 
-def _check_tool(domain: str, raw: Mapping[str, Any], sem: ToolSemantics, entity: EntitySpec) -> None:
-    where = f"domain {domain!r}, tool {raw.get('name')!r}"
+def _arg_refs(value: Any) -> list[str]:
+    """Argument names a literal-or-reference value reads."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "$arg" in value:
+            return [value["$arg"]]
+        return [a for v in value.values() for a in _arg_refs(v)]
+    if isinstance(value, list):
+        return [a for v in value for a in _arg_refs(v)]
+    return []
+
+
+def _check_tool(where: str, raw: Mapping[str, Any], sem: ToolSemantics, entity: EntitySpec) -> None:
     props = raw["input_schema"].get("properties", {})
     named = [sem.id_arg, sem.query_arg, sem.limit_arg, sem.cursor_arg, *sem.filters, *sem.field_args]
+    for value in [
+        *(c.value for c in sem.preconditions),
+        *(e.value for e in sem.effects),
+        *sem.defaults.values(),
+        *sem.touch.values(),
+    ]:
+        named += _arg_refs(value)
     for arg in named:
         if arg is not None and arg not in props:
             raise DomainFileError(f"{where}: semantics names argument {arg!r} missing from input_schema")
@@ -79,6 +96,8 @@ def _check_tool(domain: str, raw: Mapping[str, Any], sem: ToolSemantics, entity:
     ]
     used += [e.field for e in sem.effects] + list(sem.defaults) + list(sem.touch) + list(sem.search_fields)
     used += list(sem.field_args.values())
+    if sem.sort:
+        used.append(sem.sort.lstrip("-").split(".")[0])
     for f in used:
         if f not in fields:
             raise DomainFileError(f"{where}: semantics names field {f!r} missing from {entity.collection}")
@@ -97,13 +116,16 @@ def domain_from_dict(raw: Mapping[str, Any], origin: str = "<dict>") -> DomainSp
         by_col = {e.collection: e for e in entities}
         tools = []
         for t in raw["tools"]:
+            where = f"{origin}: domain {name!r}, tool {t.get('name')!r}"
+            if not isinstance(t.get("input_schema"), Mapping):
+                raise DomainFileError(f"{where}: input_schema must be a JSON Schema object")
+            if not isinstance(t.get("description"), str) or not t["description"].strip():
+                raise DomainFileError(f"{where}: needs a non-empty description")
             sem = ToolSemantics.model_validate(t["semantics"]) if t.get("semantics") else None
             if sem is not None:
                 if sem.collection not in by_col:
-                    raise DomainFileError(
-                        f"{origin}: tool {t['name']!r} acts on unknown collection {sem.collection!r}"
-                    )
-                _check_tool(name, t, sem, by_col[sem.collection])
+                    raise DomainFileError(f"{where}: acts on unknown collection {sem.collection!r}")
+                _check_tool(where, t, sem, by_col[sem.collection])
             tools.append(
                 ToolSpec(
                     name=qualified_name(name, t["name"]),
@@ -137,7 +159,7 @@ def domain_from_dict(raw: Mapping[str, Any], origin: str = "<dict>") -> DomainSp
         )
     except DomainFileError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DomainFileError(f"{origin}: {type(e).__name__}: {e}") from e
 
 

@@ -21,7 +21,7 @@ from agentgym.spec.tool import Condition, ToolSemantics, ToolSpec
 from agentgym.spec.trajectory import ErrorKind
 from agentgym.spec.world import EntitySpec
 from agentgym.world.conditions import Context, compare, evaluate, resolve
-from agentgym.world.normalize import canonical, get_path
+from agentgym.world.normalize import canonical, get_path, same
 from agentgym.world.state import WorldState
 
 MAX_PAGE = 100
@@ -164,7 +164,7 @@ def _validate_record(call: Call, record: dict[str, Any]) -> None:
         if val is None:
             continue
         for other in call.state.iter(call.sem.collection):
-            if other["id"] != record["id"] and canonical(other.get(field)) == val:
+            if other["id"] != record["id"] and same(canonical(other.get(field)), val):
                 raise ToolFailure(
                     "conflict", f"{field} {record.get(field)!r} is already used by {other['id']!r}"
                 )
@@ -225,9 +225,9 @@ def _page(call: Call, records: list[dict[str, Any]]) -> dict[str, Any]:
     sem = call.sem
     if sem.sort:
         field, rev = sem.sort.lstrip("-"), sem.sort.startswith("-")
-        records.sort(
-            key=lambda r: (get_path(r, field) is None, str(get_path(r, field)), r["id"]), reverse=rev
-        )
+        present = [r for r in records if get_path(r, field) is not None]
+        present.sort(key=lambda r: (*_sort_key(get_path(r, field)), r["id"]), reverse=rev)
+        records = present + [r for r in records if get_path(r, field) is None]  # missing values last
     cursor = call.args.get(sem.cursor_arg) if sem.cursor_arg else None
     offset = 0
     if cursor not in (None, ""):
@@ -245,6 +245,13 @@ def _page(call: Call, records: list[dict[str, Any]]) -> dict[str, Any]:
     items = records[offset : offset + size]
     nxt = offset + size
     return {"items": items, "next_cursor": str(nxt) if nxt < len(records) else None}
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    """Numbers by value before everything else by text (so 9 < 10 < 100)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, v)
+    return (1, str(v))
 
 
 @operation("list")
@@ -290,7 +297,7 @@ def _delete(call: Call) -> dict[str, Any]:
 EFFECTS: dict[str, Callable[[Any, Any], Any]] = {
     "set": lambda old, v: v,
     "append": lambda old, v: [*(old or []), v],
-    "remove": lambda old, v: [x for x in (old or []) if canonical(x) != canonical(v)],
+    "remove": lambda old, v: [x for x in (old or []) if not same(canonical(x), canonical(v))],
     "increment": lambda old, v: (old or 0) + v,
 }
 

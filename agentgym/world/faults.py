@@ -1,8 +1,10 @@
 """Controlled stochasticity: seeded, configurable faults injected into simulated tool calls.
 
 `FaultConfig` gives rates globally and per tool (glob patterns on the exposed name, first match
-wins). `FaultInjector` is created per episode from its seed and draws exactly two numbers per
-call whatever the rates, so an episode with the same seed and the same calls replays exactly.
+wins). `FaultInjector` is created per episode from its seed; when any rate is configured it draws exactly
+two numbers per call whatever that tool's rates (so enabling faults for one tool never shifts
+another's draws), and an episode with the same seed and the same calls replays exactly. With no
+rates anywhere it draws nothing.
 Transient faults (timeout, rate_limited, server_error) fail the call before it touches state;
 shaping faults (empty, partial, small pages) bend list/search results. Rates default to zero.
 """

@@ -59,6 +59,17 @@ def canonical_text(text: str) -> str:
     return _SPACE.sub(" ", t).strip()
 
 
+def same(a: Any, b: Any) -> bool:
+    """JSON equality of canonical values: like ==, except that true/false never equal 1/0."""
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if type(a) is list:
+        return type(b) is list and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) is dict:
+        return type(b) is dict and a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    return a == b
+
+
 def get_path(record: Mapping[str, Any], path: str) -> Any:
     """`record[a][b]` for path 'a.b'; None when any step is missing."""
     if "." not in path:

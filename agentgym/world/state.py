@@ -19,7 +19,7 @@ import orjson
 from agentgym.jsonutil import dumps
 from agentgym.spec.trajectory import Change
 from agentgym.spec.world import WorldSnapshot
-from agentgym.world.normalize import canonical
+from agentgym.world.normalize import canonical, same
 
 Records = dict[str, dict[str, Any]]
 _SUFFIX = re.compile(r"_(\d+)$")
@@ -106,6 +106,11 @@ class WorldState:
         rid = record["id"]
         before = table.get(rid)
         table[rid] = record
+        high = self._counters.get(collection)
+        if high is not None:
+            m = _SUFFIX.search(rid)
+            if m and int(m.group(1)) > high:
+                self._counters[collection] = int(m.group(1))
         self._write(collection, rid, before, record)
 
     def remove(self, collection: str, rid: str) -> dict[str, Any] | None:
@@ -115,8 +120,8 @@ class WorldState:
             self._write(collection, rid, before, None)
         return before
 
-    def next_id(self, collection: str, prefix: str) -> str:
-        """A fresh id `{prefix}_{n:04d}`, above every numeric suffix already used in the collection."""
+    def _high(self, collection: str) -> int:
+        """Highest numeric id suffix in the collection (scanned once, then kept current by put)."""
         n = self._counters.get(collection)
         if n is None:
             n = 0
@@ -124,11 +129,18 @@ class WorldState:
                 m = _SUFFIX.search(rid)
                 if m:
                     n = max(n, int(m.group(1)))
+            self._counters[collection] = n
+        return n
+
+    def next_id(self, collection: str, prefix: str) -> str:
+        """A fresh id `{prefix}_{n:04d}` above every numeric suffix used in the collection. Asking
+        reserves nothing: only a `put` of the record uses the id, so a refused create costs none."""
+        n = self._high(collection)
+        table = self.collections.get(collection, {})
         while True:
             n += 1
             rid = f"{prefix}_{n:04d}"
-            if rid not in self.collections.get(collection, {}):
-                self._counters[collection] = n
+            if rid not in table:
                 return rid
 
     def changes_since(self, mark: int) -> list[Change]:
@@ -165,7 +177,7 @@ def diff(
             continue
         trace = trace_fields.get(col, frozenset())
         ra, rb = _strip(ra, trace), _strip(rb, trace)
-        if ra != rb:
+        if not same(ra, rb):
             out.append(Change(collection=col, id=rid, before=ra, after=rb))
     return out
 

@@ -69,8 +69,13 @@ def make_tool(**over: object) -> ToolSpec:
         },
         output_schema={"type": "object", "properties": {"id": {"type": "string"}}},
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
-        provenance=Provenance(source="starter", server="calendar", original_name="create_event",
-                              package="agentgym==0.1", license="MIT"),
+        provenance=Provenance(
+            source="starter",
+            server="calendar",
+            original_name="create_event",
+            package="agentgym==0.1",
+            license="MIT",
+        ),
         taxonomy=Taxonomy(category="Productivity", domain="calendar"),
         semantics=ToolSemantics(
             operation="action",
@@ -78,10 +83,14 @@ def make_tool(**over: object) -> ToolSpec:
             id_arg="event_id",
             field_args={"name": "title"},
             filters={"status": FilterArg(field="status", op="ne")},
-            preconditions=(Condition(field="status", op="ne", value="cancelled", message="nope"),
-                           Condition(field="end", op="gt", value={"$field": "start"})),
-            effects=(Effect(op="append", field="attendees", value={"$arg": "email"}),
-                     Effect(op="increment", field="n", value=2.5)),
+            preconditions=(
+                Condition(field="status", op="ne", value="cancelled", message="nope"),
+                Condition(field="end", op="gt", value={"$field": "start"}),
+            ),
+            effects=(
+                Effect(op="append", field="attendees", value={"$arg": "email"}),
+                Effect(op="increment", field="n", value=2.5),
+            ),
             defaults={"status": "confirmed", "attendees": []},
             touch={"last_viewed_at": {"$now": True}},
             returns="record",
@@ -94,22 +103,42 @@ def make_tool(**over: object) -> ToolSpec:
 def all_kinds_rubric() -> Rubric:
     return Rubric(
         criteria=(
-            StateCriterion(id="s1", description="one event titled X", collection="calendar.events",
-                           where=(Condition(field="title", op="eq", value="X"),
-                                  Condition(field="attendees", op="contains", value={"$arg": "email"})),
-                           expect="count", count=1, weight=2.0),
-            CallCriterion(id="c1", tool="calendar__*_event", args={"title": "X", "n": 3},
-                          succeeded=None, min_count=1, max_count=2),
-            CheckpointCriterion(id="k1", sequence=(CallPattern(tool="calendar__list_events"),
-                                                   CallPattern(tool="calendar__create_event",
-                                                               args={"title": "X"}, succeeded=False))),
+            StateCriterion(
+                id="s1",
+                description="one event titled X",
+                collection="calendar.events",
+                where=(
+                    Condition(field="title", op="eq", value="X"),
+                    Condition(field="attendees", op="contains", value={"$arg": "email"}),
+                ),
+                expect="count",
+                count=1,
+                weight=2.0,
+            ),
+            CallCriterion(
+                id="c1",
+                tool="calendar__*_event",
+                args={"title": "X", "n": 3},
+                succeeded=None,
+                min_count=1,
+                max_count=2,
+            ),
+            CheckpointCriterion(
+                id="k1",
+                sequence=(
+                    CallPattern(tool="calendar__list_events"),
+                    CallPattern(tool="calendar__create_event", args={"title": "X"}, succeeded=False),
+                ),
+            ),
             AnswerCriterion(id="a1", facts=("evt_0015", "$1,250.50")),
             ForbiddenCriterion(id="f1", call=CallPattern(tool="calendar__delete_event", succeeded=None)),
-            ForbiddenCriterion(id="f2", collection="calendar.events",
-                               where=(Condition(field="status", value="cancelled"),)),
+            ForbiddenCriterion(
+                id="f2", collection="calendar.events", where=(Condition(field="status", value="cancelled"),)
+            ),
             ForbiddenCriterion(id="f3", allow_changes=("calendar.events/evt_00*",)),
-            JudgeCriterion(id="j1", criterion="The reply is polite.", weight=0.5,
-                           choices=("bad", "ok", "good", "great")),
+            JudgeCriterion(
+                id="j1", criterion="The reply is polite.", weight=0.5, choices=("bad", "ok", "good", "great")
+            ),
         ),
         pass_threshold=0.75,
     )
@@ -120,13 +149,28 @@ def make_task(**over: object) -> TaskSpec:
         id="cal-001",
         agent_id="calendar_assistant",
         instruction="Book “X” tomorrow at 10 — thanks!",
-        initial_state=WorldSnapshot(collections={"calendar.events": [
-            {"id": "evt_0001", "title": "A", "attendees": ["a@b.example"], "nested": {"k": [1, 2.5, None]}},
-        ]}),
+        initial_state=WorldSnapshot(
+            collections={
+                "calendar.events": [
+                    {
+                        "id": "evt_0001",
+                        "title": "A",
+                        "attendees": ["a@b.example"],
+                        "nested": {"k": [1, 2.5, None]},
+                    },
+                ]
+            }
+        ),
         rubric=all_kinds_rubric(),
-        gold=(GoldTurn(calls=(GoldCall(tool="calendar__create_event", arguments={"title": "X", "n": 1}),
-                              GoldCall(tool="calendar__list_events"))),
-              GoldTurn(answer="Done: evt_0015.")),
+        gold=(
+            GoldTurn(
+                calls=(
+                    GoldCall(tool="calendar__create_event", arguments={"title": "X", "n": 1}),
+                    GoldCall(tool="calendar__list_events"),
+                )
+            ),
+            GoldTurn(answer="Done: evt_0015."),
+        ),
         difficulty="moderate",
         split="test",
         user=UserProfile(style="terse", hidden_facts={"room": "4.12", "n": 3}, follow_ups=("yes", "no")),
@@ -138,8 +182,12 @@ def make_task(**over: object) -> TaskSpec:
 
 
 def make_trajectory() -> Trajectory:
-    change = Change(collection="calendar.events", id="evt_0015", before=None,
-                    after={"id": "evt_0015", "title": "X", "attendees": []})
+    change = Change(
+        collection="calendar.events",
+        id="evt_0015",
+        before=None,
+        after={"id": "evt_0015", "title": "X", "attendees": []},
+    )
     return Trajectory(
         id="ep-1",
         task_id="cal-001",
@@ -150,29 +198,64 @@ def make_trajectory() -> Trajectory:
         messages=(
             Message(role="system", content="You are helpful."),
             Message(role="user", content="Book X"),
-            Message(role="assistant", content="", reasoning_content="plan: create",
-                    tool_calls=(ToolCall(id="call_0", function=FunctionCall(
-                        name="calendar__create_event", arguments='{"title": "X"}')),
-                        ToolCall(id="call_1", function=FunctionCall(name="bogus", arguments="{not json")))),
-            Message(role="tool", content='{"id": "evt_0015"}', tool_call_id="call_0",
-                    name="calendar__create_event"),
+            Message(
+                role="assistant",
+                content="",
+                reasoning_content="plan: create",
+                tool_calls=(
+                    ToolCall(
+                        id="call_0",
+                        function=FunctionCall(name="calendar__create_event", arguments='{"title": "X"}'),
+                    ),
+                    ToolCall(id="call_1", function=FunctionCall(name="bogus", arguments="{not json")),
+                ),
+            ),
+            Message(
+                role="tool",
+                content='{"id": "evt_0015"}',
+                tool_call_id="call_0",
+                name="calendar__create_event",
+            ),
             Message(role="assistant", content="Done."),
         ),
         turns=(
-            TurnRecord(index=0, message_index=2, token_ids=(1, 2, 3), logprobs=(-0.5, -0.125, 0.0),
-                       policy_version=4, finish_reason="stop", num_tokens=3,
-                       calls=(CallOutcome(call_id="call_0", tool="calendar__create_event", ok=True),
-                              CallOutcome(call_id="call_1", tool="bogus", ok=False, error="unknown_tool",
-                                          injected=False, cached=True)),
-                       changes=(change,), reward=0.25, env_ms=1.5, gen_ms=20.0),
+            TurnRecord(
+                index=0,
+                message_index=2,
+                token_ids=(1, 2, 3),
+                logprobs=(-0.5, -0.125, 0.0),
+                policy_version=4,
+                finish_reason="stop",
+                num_tokens=3,
+                calls=(
+                    CallOutcome(call_id="call_0", tool="calendar__create_event", ok=True),
+                    CallOutcome(
+                        call_id="call_1",
+                        tool="bogus",
+                        ok=False,
+                        error="unknown_tool",
+                        injected=False,
+                        cached=True,
+                    ),
+                ),
+                changes=(change,),
+                reward=0.25,
+                env_ms=1.5,
+                gen_ms=20.0,
+            ),
             TurnRecord(index=1, message_index=4),
         ),
         state_diff=(change,),
-        rubric=RubricResult(score=0.5, passed=False, gated=False,
-                            criteria=(CriterionResult(id="s1", kind="state", weight=1.0, score=1.0, turn=0),
-                                      CriterionResult(id="j1", kind="judge", weight=0.5, score=None,
-                                                      detail="no judge")),
-                            ungraded=("j1",)),
+        rubric=RubricResult(
+            score=0.5,
+            passed=False,
+            gated=False,
+            criteria=(
+                CriterionResult(id="s1", kind="state", weight=1.0, score=1.0, turn=0),
+                CriterionResult(id="j1", kind="judge", weight=0.5, score=None, detail="no judge"),
+            ),
+            ungraded=("j1",),
+        ),
         reward=0.5,
         reward_components={"rubric": 0.5, "format": 0.0},
         terminated=True,
@@ -184,28 +267,50 @@ def make_trajectory() -> Trajectory:
 
 
 def make_agent() -> AgentSpec:
-    return AgentSpec(id="calendar_assistant", name="Cal", system_prompt="You manage calendars.",
-                     tools=("calendar__create_event", "calendar__list_events"), domains=("calendar",))
+    return AgentSpec(
+        id="calendar_assistant",
+        name="Cal",
+        system_prompt="You manage calendars.",
+        tools=("calendar__create_event", "calendar__list_events"),
+        domains=("calendar",),
+    )
 
 
 def make_domain() -> DomainSpec:
-    entity = EntitySpec(collection="calendar.events", id_prefix="evt", unique=("title",),
-                        refs={"calendar_id": "calendar.calendars"}, trace_fields=("last_viewed_at",),
-                        invariants=(Condition(field="end", op="gt", value={"$field": "start"}),),
-                        record_schema={"type": "object", "properties": {"id": {"type": "string"}}})
-    cal = EntitySpec(collection="calendar.calendars", id_prefix="cal",
-                     record_schema={"type": "object", "properties": {"id": {"type": "string"}}})
-    return DomainSpec(name="calendar", category="Productivity", entities=(entity, cal), tools=(make_tool(),),
-                      seed=WorldSnapshot(collections={"calendar.events": [{"id": "evt_0001"}]}))
+    entity = EntitySpec(
+        collection="calendar.events",
+        id_prefix="evt",
+        unique=("title",),
+        refs={"calendar_id": "calendar.calendars"},
+        trace_fields=("last_viewed_at",),
+        invariants=(Condition(field="end", op="gt", value={"$field": "start"}),),
+        record_schema={"type": "object", "properties": {"id": {"type": "string"}}},
+    )
+    cal = EntitySpec(
+        collection="calendar.calendars",
+        id_prefix="cal",
+        record_schema={"type": "object", "properties": {"id": {"type": "string"}}},
+    )
+    return DomainSpec(
+        name="calendar",
+        category="Productivity",
+        entities=(entity, cal),
+        tools=(make_tool(),),
+        seed=WorldSnapshot(collections={"calendar.events": [{"id": "evt_0001"}]}),
+    )
 
 
 # ---- JSON round trips ------------------------------------------------------------------------
 
 ROUND_TRIP_CASES = {
     "tool": make_tool,
-    "tool_minimal": lambda: ToolSpec(name="t", description="d", input_schema={},
-                                     provenance=Provenance(source="crawl", server="s", original_name="t"),
-                                     taxonomy=Taxonomy(category="c", domain="d")),
+    "tool_minimal": lambda: ToolSpec(
+        name="t",
+        description="d",
+        input_schema={},
+        provenance=Provenance(source="crawl", server="s", original_name="t"),
+        taxonomy=Taxonomy(category="c", domain="d"),
+    ),
     "agent": make_agent,
     "task": make_task,
     "rubric": all_kinds_rubric,
@@ -226,10 +331,26 @@ def test_rubric_round_trip_keeps_criterion_kinds() -> None:
     r = all_kinds_rubric()
     back = Rubric.model_validate_json(r.model_dump_json())
     kinds = [type(c) for c in back.criteria]
-    assert kinds == [StateCriterion, CallCriterion, CheckpointCriterion, AnswerCriterion,
-                     ForbiddenCriterion, ForbiddenCriterion, ForbiddenCriterion, JudgeCriterion]
-    assert [c.kind for c in back.criteria] == ["state", "call", "checkpoint", "answer", "forbidden",
-                                               "forbidden", "forbidden", "judge"]
+    assert kinds == [
+        StateCriterion,
+        CallCriterion,
+        CheckpointCriterion,
+        AnswerCriterion,
+        ForbiddenCriterion,
+        ForbiddenCriterion,
+        ForbiddenCriterion,
+        JudgeCriterion,
+    ]
+    assert [c.kind for c in back.criteria] == [
+        "state",
+        "call",
+        "checkpoint",
+        "answer",
+        "forbidden",
+        "forbidden",
+        "forbidden",
+        "judge",
+    ]
     assert back.criteria[0].count == 1
     assert back.criteria[0].where[1].value == {"$arg": "email"}
     assert back.criteria[1].args == {"title": "X", "n": 3}
@@ -256,8 +377,11 @@ def test_message_openai_drops_none() -> None:
     m2 = make_trajectory().messages[2].openai()
     assert "content" in m2 and m2["content"] == ""
     assert "tool_call_id" not in m2
-    assert m2["tool_calls"][0] == {"id": "call_0", "type": "function",
-                                   "function": {"name": "calendar__create_event", "arguments": '{"title": "X"}'}}
+    assert m2["tool_calls"][0] == {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "calendar__create_event", "arguments": '{"title": "X"}'},
+    }
 
 
 def test_trajectory_json_is_plain_openai_shapes() -> None:
@@ -269,15 +393,19 @@ def test_trajectory_json_is_plain_openai_shapes() -> None:
 
 # ---- frozen, extra fields --------------------------------------------------------------------
 
-@pytest.mark.parametrize(("factory", "field", "value"), [
-    (make_tool, "name", "other"),
-    (make_agent, "name", "x"),
-    (make_task, "max_turns", 3),
-    (all_kinds_rubric, "pass_threshold", 0.5),
-    (make_trajectory, "reward", 1.0),
-    (lambda: Condition(field="a"), "op", "ne"),
-    (lambda: WorldSnapshot(), "now", "2020-01-01T00:00:00Z"),
-])
+
+@pytest.mark.parametrize(
+    ("factory", "field", "value"),
+    [
+        (make_tool, "name", "other"),
+        (make_agent, "name", "x"),
+        (make_task, "max_turns", 3),
+        (all_kinds_rubric, "pass_threshold", 0.5),
+        (make_trajectory, "reward", 1.0),
+        (lambda: Condition(field="a"), "op", "ne"),
+        (lambda: WorldSnapshot(), "now", "2020-01-01T00:00:00Z"),
+    ],
+)
 def test_frozen(factory, field: str, value: object) -> None:
     m = factory()
     before = getattr(m, field)
@@ -316,13 +444,15 @@ def test_extra_fields_rejected_nested() -> None:
 
 # ---- validators --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["a", "get_weather", "A-b_9", "x" * 64, "calendar__list_events"])
 def test_tool_name_valid(name: str) -> None:
     assert make_tool(name=name).name == name
 
 
-@pytest.mark.parametrize("name", ["", "x" * 65, "has space", "dot.name", "slash/name", "ümlaut", "semi;colon",
-                                  "tab\tname"])
+@pytest.mark.parametrize(
+    "name", ["", "x" * 65, "has space", "dot.name", "slash/name", "ümlaut", "semi;colon", "tab\tname"]
+)
 def test_tool_name_invalid(name: str) -> None:
     with pytest.raises(ValidationError, match="must match"):
         make_tool(name=name)
@@ -342,15 +472,23 @@ def test_input_schema_object_accepted(schema: dict) -> None:
 def test_tool_read_only_and_openai_schema() -> None:
     t = make_tool()
     assert t.read_only is False  # semantics action wins over annotations
-    t2 = make_tool(semantics=ToolSemantics(operation="search", collection="c"),
-                   annotations=ToolAnnotations(read_only_hint=False))
+    t2 = make_tool(
+        semantics=ToolSemantics(operation="search", collection="c"),
+        annotations=ToolAnnotations(read_only_hint=False),
+    )
     assert t2.read_only is True
     t3 = make_tool(semantics=None, annotations=ToolAnnotations(read_only_hint=True))
     assert t3.read_only is True
     t4 = make_tool(semantics=None, annotations=ToolAnnotations())
     assert t4.read_only is False
-    assert t.openai_schema() == {"type": "function", "function": {
-        "name": "calendar__create_event", "description": t.description, "parameters": t.input_schema}}
+    assert t.openai_schema() == {
+        "type": "function",
+        "function": {
+            "name": "calendar__create_event",
+            "description": t.description,
+            "parameters": t.input_schema,
+        },
+    }
 
 
 def test_rubric_unique_ids() -> None:
@@ -362,11 +500,19 @@ def test_rubric_needs_weighted_non_gate() -> None:
     with pytest.raises(ValidationError, match="weighted, non-gate"):
         Rubric(criteria=(ForbiddenCriterion(id="f", call=CallPattern(tool="t")),))
     with pytest.raises(ValidationError, match="weighted, non-gate"):
-        Rubric(criteria=(ForbiddenCriterion(id="f", call=CallPattern(tool="t")),
-                         AnswerCriterion(id="a", facts=("x",), weight=0.0)))
-    ok = Rubric(criteria=(ForbiddenCriterion(id="f", call=CallPattern(tool="t")),
-                          AnswerCriterion(id="a", facts=("x",), weight=0.0),
-                          JudgeCriterion(id="j", criterion="c", weight=0.1)))
+        Rubric(
+            criteria=(
+                ForbiddenCriterion(id="f", call=CallPattern(tool="t")),
+                AnswerCriterion(id="a", facts=("x",), weight=0.0),
+            )
+        )
+    ok = Rubric(
+        criteria=(
+            ForbiddenCriterion(id="f", call=CallPattern(tool="t")),
+            AnswerCriterion(id="a", facts=("x",), weight=0.0),
+            JudgeCriterion(id="j", criterion="c", weight=0.1),
+        )
+    )
     assert len(ok.criteria) == 3
 
 
@@ -386,19 +532,35 @@ def test_rubric_bounds() -> None:
 
 
 def test_rubric_discriminator_from_dict() -> None:
-    r = Rubric.model_validate({"criteria": [{"kind": "answer", "id": "a", "facts": ["x"]},
-                                            {"kind": "call", "id": "c", "tool": "t"}]})
+    r = Rubric.model_validate(
+        {
+            "criteria": [
+                {"kind": "answer", "id": "a", "facts": ["x"]},
+                {"kind": "call", "id": "c", "tool": "t"},
+            ]
+        }
+    )
     assert isinstance(r.criteria[0], AnswerCriterion)
     assert isinstance(r.criteria[1], CallCriterion)
-    assert r.criteria[1].succeeded is True and r.criteria[1].min_count == 1 and r.criteria[1].max_count is None
+    assert (
+        r.criteria[1].succeeded is True and r.criteria[1].min_count == 1 and r.criteria[1].max_count is None
+    )
     with pytest.raises(ValidationError):
         Rubric.model_validate({"criteria": [{"kind": "vibes", "id": "a"}]})
 
 
-@pytest.mark.parametrize(("expect", "count", "ok"), [
-    ("count", 2, True), ("count", 0, True), ("count", None, False),
-    ("exists", None, True), ("exists", 1, False), ("absent", None, True), ("absent", 0, False),
-])
+@pytest.mark.parametrize(
+    ("expect", "count", "ok"),
+    [
+        ("count", 2, True),
+        ("count", 0, True),
+        ("count", None, False),
+        ("exists", None, True),
+        ("exists", 1, False),
+        ("absent", None, True),
+        ("absent", 0, False),
+    ],
+)
 def test_state_criterion_count_iff_expect_count(expect: str, count: int | None, ok: bool) -> None:
     kw = dict(id="s", collection="c", expect=expect, count=count)
     if ok:
@@ -408,18 +570,21 @@ def test_state_criterion_count_iff_expect_count(expect: str, count: int | None, 
             StateCriterion(**kw)
 
 
-@pytest.mark.parametrize(("kw", "ok"), [
-    ({}, False),
-    ({"call": CallPattern(tool="t")}, True),
-    ({"collection": "c"}, True),
-    ({"collection": "c", "where": (Condition(field="a"),)}, True),
-    ({"allow_changes": ()}, True),
-    ({"allow_changes": ("c/*",)}, True),
-    ({"call": CallPattern(tool="t"), "collection": "c"}, False),
-    ({"call": CallPattern(tool="t"), "allow_changes": ("x",)}, False),
-    ({"collection": "c", "allow_changes": ("x",)}, False),
-    ({"where": (Condition(field="a"),)}, False),
-])
+@pytest.mark.parametrize(
+    ("kw", "ok"),
+    [
+        ({}, False),
+        ({"call": CallPattern(tool="t")}, True),
+        ({"collection": "c"}, True),
+        ({"collection": "c", "where": (Condition(field="a"),)}, True),
+        ({"allow_changes": ()}, True),
+        ({"allow_changes": ("c/*",)}, True),
+        ({"call": CallPattern(tool="t"), "collection": "c"}, False),
+        ({"call": CallPattern(tool="t"), "allow_changes": ("x",)}, False),
+        ({"collection": "c", "allow_changes": ("x",)}, False),
+        ({"where": (Condition(field="a"),)}, False),
+    ],
+)
 def test_forbidden_exactly_one_rule(kw: dict, ok: bool) -> None:
     if ok:
         assert ForbiddenCriterion(id="f", **kw).kind == "forbidden"
@@ -448,9 +613,14 @@ def test_task_gold_must_end_with_answer() -> None:
 
 
 def test_task_defaults_and_bounds() -> None:
-    t = TaskSpec(id="t", agent_id="a", instruction="i", initial_state=WorldSnapshot(),
-                 rubric=Rubric(criteria=(AnswerCriterion(id="a", facts=("x",)),)),
-                 gold=(GoldTurn(answer="x"),))
+    t = TaskSpec(
+        id="t",
+        agent_id="a",
+        instruction="i",
+        initial_state=WorldSnapshot(),
+        rubric=Rubric(criteria=(AnswerCriterion(id="a", facts=("x",)),)),
+        gold=(GoldTurn(answer="x"),),
+    )
     assert (t.difficulty, t.split, t.max_turns, t.tags) == ("simple", "train", 12, ())
     assert t.user.style == "neutral"
     assert t.initial_state.now == "2026-03-02T09:00:00Z"
@@ -470,8 +640,13 @@ def test_domain_spec_consistency() -> None:
     with pytest.raises(ValidationError, match="unknown collection"):
         DomainSpec(name="x", category="c", entities=d.entities[1:], tools=d.tools)
     with pytest.raises(ValidationError, match="seed records for unknown collection"):
-        DomainSpec(name="x", category="c", entities=d.entities, tools=(),
-                   seed=WorldSnapshot(collections={"nope.things": []}))
+        DomainSpec(
+            name="x",
+            category="c",
+            entities=d.entities,
+            tools=(),
+            seed=WorldSnapshot(collections={"nope.things": []}),
+        )
 
 
 def test_call_outcome_error_kind_checked() -> None:
@@ -486,12 +661,16 @@ def test_transient_errors() -> None:
 
 # ---- qualified_name ------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("server", "tool", "expected"), [
-    ("calendar", "list_events", "calendar__list_events"),
-    ("my server", "get.item", "my_server__get_item"),
-    ("gh-api", "repo/list", "gh-api__repo_list"),
-    ("café", "tôol", "caf___t_ol"),
-])
+
+@pytest.mark.parametrize(
+    ("server", "tool", "expected"),
+    [
+        ("calendar", "list_events", "calendar__list_events"),
+        ("my server", "get.item", "my_server__get_item"),
+        ("gh-api", "repo/list", "gh-api__repo_list"),
+        ("café", "tôol", "caf___t_ol"),
+    ],
+)
 def test_qualified_name(server: str, tool: str, expected: str) -> None:
     q = qualified_name(server, tool)
     assert q == expected
@@ -506,6 +685,7 @@ def test_qualified_name_truncates_to_64() -> None:
 
 
 # ---- JSONL -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
 def test_jsonl_round_trip(tmp_path, suffix: str) -> None:
@@ -538,7 +718,7 @@ def test_jsonl_round_trip_trajectories_and_tasks(tmp_path) -> None:
 def test_jsonl_blank_lines_skipped_and_bad_line_named(tmp_path) -> None:
     p = tmp_path / "a.jsonl"
     good = make_agent().model_dump_json()
-    p.write_text(f"{good}\n\n   \n{good}\n{{\"id\": \"x\"}}\n{good}\n", encoding="utf-8")
+    p.write_text(f'{good}\n\n   \n{good}\n{{"id": "x"}}\n{good}\n', encoding="utf-8")
     it = read_jsonl(p, AgentSpec)
     assert next(it) == make_agent()
     assert next(it) == make_agent()
@@ -576,43 +756,51 @@ def test_jsonl_appender_durable(tmp_path) -> None:
 
 # ---- field docs ----------------------------------------------------------------------------
 
+
 def _spec_records() -> list[type[Record]]:
     """Every Record subclass defined in a module of agentgym.spec (exported or not)."""
     out: dict[str, type[Record]] = {}
     for info in pkgutil.iter_modules(spec.__path__):
         mod = importlib.import_module(f"agentgym.spec.{info.name}")
         for obj in vars(mod).values():
-            if (inspect.isclass(obj) and issubclass(obj, Record) and obj is not Record
-                    and obj.__module__.startswith("agentgym.spec.")):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, Record)
+                and obj is not Record
+                and obj.__module__.startswith("agentgym.spec.")
+            ):
                 out[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return [out[k] for k in sorted(out)]
-
-
-_UNDOCUMENTED_KIND = {"StateCriterion", "CallCriterion", "CheckpointCriterion", "AnswerCriterion",
-                      "ForbiddenCriterion", "JudgeCriterion"}
 
 
 def _field_cases() -> list:
     cases = []
     for cls in _spec_records():
         for field in cls.model_fields:
-            marks = []
-            if field == "kind" and cls.__name__ in _UNDOCUMENTED_KIND:
-                marks.append(pytest.mark.xfail(
-                    strict=True,
-                    reason="BUG: agentgym/spec/rubric.py: the discriminator field `kind` of every criterion "
-                           "class has no attribute docstring, so it has no JSON-schema description"))
-            cases.append(pytest.param(cls, field, id=f"{cls.__name__}.{field}", marks=marks))
+            cases.append(pytest.param(cls, field, id=f"{cls.__name__}.{field}"))
     return cases
 
 
 def test_spec_records_found() -> None:
     names = {c.__name__ for c in _spec_records()}
-    assert {"ToolSpec", "AgentSpec", "TaskSpec", "Rubric", "Trajectory", "StateCriterion", "Message",
-            "WorldSnapshot", "EntitySpec", "DomainSpec", "Condition", "Effect"} <= names
+    assert {
+        "ToolSpec",
+        "AgentSpec",
+        "TaskSpec",
+        "Rubric",
+        "Trajectory",
+        "StateCriterion",
+        "Message",
+        "WorldSnapshot",
+        "EntitySpec",
+        "DomainSpec",
+        "Condition",
+        "Effect",
+    } <= names
     assert "_Criterion" in names  # private bases are covered too
-    exported = {n for n in spec.__all__ if inspect.isclass(getattr(spec, n))
-                and issubclass(getattr(spec, n), Record)}
+    exported = {
+        n for n in spec.__all__ if inspect.isclass(getattr(spec, n)) and issubclass(getattr(spec, n), Record)
+    }
     assert exported <= names
 
 
@@ -624,9 +812,16 @@ def test_field_has_schema_description(cls: type[Record], field: str) -> None:
 
 
 def test_description_is_the_docstring() -> None:
-    assert ToolSpec.model_json_schema()["properties"]["name"]["description"] == \
-        "Exposed, namespaced name (see `qualified_name`)."
-    assert TaskSpec.model_fields["gold"].description == "A path that solves the task (ends with an answer turn)."
+    assert (
+        ToolSpec.model_json_schema()["properties"]["name"]["description"]
+        == "Exposed, namespaced name (see `qualified_name`)."
+    )
+    assert (
+        TaskSpec.model_fields["gold"].description == "A path that solves the task (ends with an answer turn)."
+    )
     # inherited fields keep their description
     assert CallCriterion.model_fields["tool"].description == CallPattern.model_fields["tool"].description
-    assert CallCriterion.model_fields["weight"].description == "Relative weight in the score (ignored for gates)."
+    assert (
+        CallCriterion.model_fields["weight"].description
+        == "Relative weight in the score (ignored for gates)."
+    )
