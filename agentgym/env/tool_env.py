@@ -366,6 +366,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                     self.state,  # type: ignore[union-attr]
                     self.suite.world.trace_fields,
                     self.state.touched(),
+                    [m["content"] for m in self._messages if m["role"] == "assistant" and m.get("content")],
                 ),
             )
             reward = self.result.score

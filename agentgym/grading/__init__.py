@@ -8,6 +8,16 @@ from agentgym.grading.rubric import (
     combine,
     final_answer,
     grade,
+    replies,
 )
 
-__all__ = ["GRADERS", "CallRecord", "Evidence", "calls_from_trajectory", "combine", "final_answer", "grade"]
+__all__ = [
+    "GRADERS",
+    "CallRecord",
+    "Evidence",
+    "calls_from_trajectory",
+    "combine",
+    "final_answer",
+    "grade",
+    "replies",
+]

@@ -55,6 +55,8 @@ class Evidence:
     trace_fields: Mapping[str, frozenset[str]]
     touched: set[tuple[str, str]] | None = None
     """Records that may differ between initial and final (None: compare everything)."""
+    replies: Sequence[str] = ()
+    """Every visible assistant text of the dialogue, in order (for answer criteria with scope 'any')."""
 
     def records(self, collection: str, where: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Records of a collection; narrowed to one when `where` pins the id (a dict lookup, not a scan)."""
@@ -119,7 +121,7 @@ def _checkpoint(c: CheckpointCriterion, ev: Evidence) -> CriterionResult:
 
 
 def _answer(c: AnswerCriterion, ev: Evidence) -> CriterionResult:
-    reply = canonical_text(ev.answer)
+    reply = canonical_text(ev.answer if c.scope == "final" else "\n".join([*ev.replies, ev.answer]))
     found = [f for f in c.facts if _fact_in(canonical_text(f), reply)]
     missing = [f for f in c.facts if f not in found]
     detail = "all facts stated" if not missing else f"missing: {', '.join(repr(m) for m in missing)}"
@@ -128,7 +130,7 @@ def _answer(c: AnswerCriterion, ev: Evidence) -> CriterionResult:
 
 def _fact_in(fact: str, reply: str) -> bool:
     """`fact` occurs in `reply` not as part of a longer word or number ('5' is not in '2025')."""
-    return re.search(r"(?<![\w.:/-])" + re.escape(fact) + r"(?![\w]|[.:/-]\d)", reply) is not None
+    return re.search(r"(?<![\w.:-])" + re.escape(fact) + r"(?![\w]|[.:]\d)", reply) is not None
 
 
 def _forbidden(c: ForbiddenCriterion, ev: Evidence) -> CriterionResult:
@@ -216,6 +218,11 @@ def calls_from_trajectory(traj: Trajectory) -> list[CallRecord]:
                 args = None
             out.append(CallRecord(turn, tc.function.name, args if isinstance(args, dict) else None, ok))
     return out
+
+
+def replies(traj: Trajectory) -> list[str]:
+    """Visible text of every assistant message, in order."""
+    return [m.content for m in traj.messages if m.role == "assistant" and m.content]
 
 
 def final_answer(traj: Trajectory) -> str:

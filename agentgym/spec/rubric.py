@@ -83,7 +83,9 @@ class AnswerCriterion(_Criterion):
     kind: Literal["answer"] = "answer"
     """Criterion kind (the discriminator)."""
     facts: tuple[str, ...] = Field(min_length=1)
-    """Strings the final reply must contain (case, spacing and number format normalised)."""
+    """Strings the reply must contain (case, spacing and number format normalised; whole tokens)."""
+    scope: Literal["final", "any"] = "final"
+    """Where the facts must appear: the final reply, or any assistant reply of the dialogue."""
 
 
 class ForbiddenCriterion(_Criterion):

@@ -147,6 +147,9 @@ class ToolSemantics(Record):
     """Argument carrying the pagination cursor."""
     preconditions: tuple[Condition, ...] = ()
     """Must all hold on the target record before an update, delete or action."""
+    ref_preconditions: dict[str, tuple[Condition, ...]] = Field(default_factory=dict)
+    """Argument → conditions the record it references must meet (e.g. posting needs a channel that
+    is not archived). The argument's field must be a reference (`EntitySpec.refs`)."""
     effects: tuple[Effect, ...] = ()
     """Changes an action (or, after its field changes, an update) makes to its target record; an
     effect whose value is an omitted optional argument is skipped."""

@@ -96,6 +96,16 @@ def _check_tool(where: str, raw: Mapping[str, Any], sem: ToolSemantics, entity: 
     ]
     used += [e.field for e in sem.effects] + list(sem.defaults) + list(sem.touch) + list(sem.search_fields)
     used += list(sem.field_args.values())
+    for arg, conds in sem.ref_preconditions.items():
+        field = sem.field_args.get(arg, arg)
+        if arg not in props or field not in entity.refs:
+            raise DomainFileError(f"{where}: ref_preconditions on {arg!r}, which is not a reference argument")
+        for c in conds:
+            for ref in _arg_refs(c.value):
+                if ref not in props:
+                    raise DomainFileError(
+                        f"{where}: semantics names argument {ref!r} missing from input_schema"
+                    )
     if sem.sort:
         used.append(sem.sort.lstrip("-").split(".")[0])
     for f in used:

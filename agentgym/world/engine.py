@@ -92,7 +92,10 @@ class Engine:
         entity = self.entities.get(sem.collection)
         if entity is None:
             raise ValueError(f"tool {tool.name} acts on unknown collection {sem.collection!r}")
-        result = OPERATIONS[sem.operation](Call(tool, sem, entity, args, state, shape or PageShape()))
+        call = Call(tool, sem, entity, args, state, shape or PageShape())
+        if sem.ref_preconditions:
+            _check_ref_preconditions(call)
+        result = OPERATIONS[sem.operation](call)
         return _shape_result(sem, result)
 
 
@@ -128,6 +131,25 @@ def _check_preconditions(call: Call, record: Mapping[str, Any]) -> None:
     for cond in call.sem.preconditions:
         if not evaluate(cond, record, ctx):
             raise ToolFailure("precondition_failed", _precondition_message(call, cond, record, ctx))
+
+
+def _check_ref_preconditions(call: Call) -> None:
+    for arg, conds in call.sem.ref_preconditions.items():
+        rid = call.args.get(arg)
+        if rid is None:
+            continue
+        target = call.entity.refs[call.sem.field_args.get(arg, arg)]
+        record = call.state.get(target, rid) if isinstance(rid, str) else None
+        if record is None:
+            raise ToolFailure("not_found", f"{arg}: no record {rid!r} in {target}")
+        ctx = call.ctx(record)
+        for cond in conds:
+            if not evaluate(cond, record, ctx):
+                raise ToolFailure(
+                    "precondition_failed",
+                    cond.message
+                    or f"{arg} {rid!r} requires {cond.field} {cond.op} {resolve(cond.value, ctx)!r}",
+                )
 
 
 def _precondition_message(call: Call, cond: Condition, record: Mapping[str, Any], ctx: Context) -> str:

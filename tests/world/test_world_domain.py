@@ -307,7 +307,9 @@ def test_errors_name_domain_and_tool() -> None:
         domain_from_dict(raw)
     raw = base()
     sem(raw)["collection"] = "shop.nope"
-    with pytest.raises(DomainFileError, match=r"^shop\.yaml: domain 'shop', tool 'list_items': acts on unknown collection"):
+    with pytest.raises(
+        DomainFileError, match=r"^shop\.yaml: domain 'shop', tool 'list_items': acts on unknown collection"
+    ):
         domain_from_dict(raw, "shop.yaml")
     raw = base()
     del raw["category"]
@@ -427,3 +429,10 @@ def test_world_from_dir(tmp_path: Path) -> None:
     w = World.from_dir(tmp_path)
     assert list(w.domains) == ["calendar", "shop"]  # sorted by file name
     assert len(w.tools) == 13
+
+
+def test_ref_preconditions_must_name_a_reference_argument() -> None:
+    raw = base()
+    sem(raw)["ref_preconditions"] = {"status": [{"field": "x", "value": 1}]}
+    with pytest.raises(DomainFileError, match="not a reference argument"):
+        domain_from_dict(raw, "shop.yaml")

@@ -921,3 +921,18 @@ def test_action_skips_effect_of_omitted_argument(notes: World, nstate: WorldStat
     out = run(notes, "tag_note", {"note_id": "note_0001"}, nstate)
     assert out["tags"] == ["a"]
     assert_unchanged(nstate, lineage)
+
+
+def test_ref_preconditions_guard_the_referenced_record() -> None:
+    w = World.from_dir(Path(__file__).parents[2] / "tools" / "starter")
+    s = WorldState.from_snapshot(w.seed)
+    send = w.tools["messaging__send_message"]
+    archived = next(c["id"] for c in s.iter("messaging.channels") if c["archived"])
+    active = next(c["id"] for c in s.iter("messaging.channels") if not c["archived"])
+    with pytest.raises(ToolFailure) as e:
+        w.engine.run(send, {"channel_id": archived, "text": "hi"}, s)
+    assert e.value.kind == "precondition_failed" and "archived" in e.value.message
+    with pytest.raises(ToolFailure) as e:
+        w.engine.run(send, {"channel_id": "ch_9999", "text": "hi"}, s)
+    assert e.value.kind == "not_found"
+    assert w.engine.run(send, {"channel_id": active, "text": "hi"}, s)["channel_id"] == active
