@@ -51,14 +51,24 @@ class Validator:
         return f"{where}: {err.message}" if where else err.message
 
 
+_BY_ID: dict[int, tuple[dict[str, Any], Validator]] = {}
+
+
 def validator(schema: dict[str, Any]) -> Validator:
-    """The compiled validator for `schema`, cached by canonical JSON."""
+    """The compiled validator for `schema`, cached by canonical JSON (and, for the hot path, by the
+    identity of the schema object, which the entry keeps alive so its id cannot be reused)."""
+    hit = _BY_ID.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
     key = dumps(schema, sort_keys=True)
     v = _CACHE.get(key)
     if v is None:
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
         v = _CACHE[key] = Validator(schema)
+    if len(_BY_ID) >= _CACHE_MAX:
+        _BY_ID.clear()
+    _BY_ID[id(schema)] = (schema, v)
     return v
 
 

@@ -83,23 +83,40 @@ def with_policy(env: ToolUseEnv, episodes: int) -> tuple[int, float]:
 
 
 def model_speed(n: int) -> dict[str, float]:
-    from agentgym.models import SamplingParams, load_model
+    """Embedded model on every core: decode speed on a short prompt, and a whole agent turn on a
+    real starter prompt (system prompt + 10 tool schemas, ~1,350 tokens of prefill)."""
+    import torch
 
+    from agentgym.models import SamplingParams, load_model
+    from agentgym.suites import load_suite
+
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    torch.set_num_threads(os.cpu_count() or 1)
     t0 = time.perf_counter()
     model = load_model("embedded")
     load_s = time.perf_counter() - t0
-    msgs = [{"role": "user", "content": "Write a short paragraph about the sea."}]
-    rates: list[float] = []
+    short = [{"role": "user", "content": "Write a short paragraph about the sea."}]
+    rates = []
     for i in range(n):
-        c = asyncio.run(
-            model.generate(msgs, None, SamplingParams(max_new_tokens=96, temperature=0.7, seed=i))
-        )
+        c = asyncio.run(model.generate(short, None, SamplingParams(max_new_tokens=96, temperature=0.7, seed=i)))
         rates.append(len(c.token_ids) / (c.gen_ms / 1000))
+    suite = load_suite("starter")
+    task = suite.tasks["calendar-dentist-time"]
+    tools = [t.openai_schema() for t in suite.tools_for(task.agent_id)]
+    msgs = [{"role": "system", "content": suite.agents[task.agent_id].system_prompt},
+            {"role": "user", "content": task.instruction}]
+    turns = []
+    for i in range(n):
+        c = asyncio.run(model.generate(msgs, tools, SamplingParams(max_new_tokens=64, temperature=0.7, seed=i)))
+        turns.append((c.gen_ms / 1000, len(c.token_ids), c.prompt_tokens))
     return {
         "load_s": round(load_s, 2),
-        "tokens_per_s_median": round(statistics.median(rates), 1),
+        "threads": torch.get_num_threads(),
+        "decode_tokens_per_s_median": round(statistics.median(rates), 1),
+        "agent_turn_prompt_tokens": turns[0][2],
+        "agent_turn_s_median": round(statistics.median(t[0] for t in turns), 2),
+        "agent_turn_tokens_per_s_median": round(statistics.median(t[1] / t[0] for t in turns), 1),
         "runs": n,
-        "threads": __import__("torch").get_num_threads(),
     }
 
 

@@ -146,6 +146,8 @@ class ToolUseEnv(gym.Env[str, Any]):
         self._initial_cache: dict[str, WorldState] = {}
         self._initial_src: dict[str, TaskSpec] = {}
         self._schemas: dict[str, bytes] = {}
+        self._agents: dict[str, tuple[dict[str, ToolSpec], dict[str, ToolBackend]]] = {}
+        self._first_obs: dict[str, tuple[TaskSpec, str]] = {}
         self.task: TaskSpec | None = None
         self._done = True
         self._episode: Episode | None = None
@@ -199,8 +201,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         agent = self.suite.agents[task.agent_id]
         self.task = task
         self.seed = int(self.np_random.integers(2**31 - 1))
-        self.tools: dict[str, ToolSpec] = {name: self.suite.world.tools[name] for name in agent.tools}
-        self._routes = {name: self._route(t) for name, t in self.tools.items()}
+        self.tools, self._routes = self._agent_tools(agent.id)
         self.initial = self._initial_state(task)
         self.state = self.initial.fork()
         faults = (options or {}).get("faults", self.config.faults)
@@ -238,7 +239,10 @@ class ToolUseEnv(gym.Env[str, Any]):
             "max_turns": self.max_turns,
             "tools": self._tool_schemas(agent.id),
         }
-        return self._encode(self._messages), info
+        hit = self._first_obs.get(task.id)
+        if hit is None or hit[0] is not task:
+            hit = self._first_obs[task.id] = (task, self._encode(self._messages))
+        return hit[1], info
 
     def _tool_schemas(self, agent_id: str) -> list[dict[str, Any]]:
         """The agent's tools as OpenAI entries: a fresh copy each time (callers may mutate it)."""
@@ -258,6 +262,14 @@ class ToolUseEnv(gym.Env[str, Any]):
             st = self._initial_cache[task.id] = WorldState.from_snapshot(task.initial_state)
             self._initial_src[task.id] = task
         return st
+
+    def _agent_tools(self, agent_id: str) -> tuple[dict[str, ToolSpec], dict[str, ToolBackend]]:
+        """The agent's tools and the backend of each (resolved once per agent)."""
+        hit = self._agents.get(agent_id)
+        if hit is None:
+            tools = {name: self.suite.world.tools[name] for name in self.suite.agents[agent_id].tools}
+            hit = self._agents[agent_id] = (tools, {name: self._route(t) for name, t in tools.items()})
+        return hit
 
     def _route(self, tool: ToolSpec) -> ToolBackend:
         for b in self.backends:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -31,7 +32,7 @@ from agentgym.spec.trajectory import CriterionResult, RubricResult, Trajectory
 from agentgym.spec.world import WorldSnapshot
 from agentgym.world.conditions import Context, matches_all
 from agentgym.world.normalize import canonical, canonical_text, same
-from agentgym.world.state import WorldState, diff
+from agentgym.world.state import WorldState, changed_records
 
 
 @dataclass(slots=True, frozen=True)
@@ -57,6 +58,7 @@ class Evidence:
     """Records that may differ between initial and final (None: compare everything)."""
     replies: Sequence[str] = ()
     """Every visible assistant text of the dialogue, in order (for answer criteria with scope 'any')."""
+    _texts: dict[str, str] = field(default_factory=dict)
 
     def records(self, collection: str, where: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Records of a collection; narrowed to one when `where` pins the id (a dict lookup, not a scan)."""
@@ -67,6 +69,48 @@ class Evidence:
                     return [rec] if rec is not None else []
             return list(self.final.iter(collection))
         return list(self.final.collections.get(collection, []))
+
+    def matching_ids(self, collection: str, where: Sequence[Any]) -> list[str]:
+        """Ids of final-state records meeting every condition, in collection order.
+
+        When the final state is a fork of the initial one (`touched` given), the initial state's
+        matches are computed once and kept in its memo; the final matches are those, corrected by
+        the touched records alone — exact, and O(writes) per episode instead of a scan."""
+        ctx = Context(now=self.now)
+        init, final = self.initial, self.final
+        pinned = any(c.field == "id" and c.op == "eq" and isinstance(c.value, str) for c in where)
+        if (
+            pinned
+            or self.touched is None
+            or not isinstance(init, WorldState)
+            or not isinstance(final, WorldState)
+        ):
+            return [r["id"] for r in self.records(collection, where) if matches_all(where, r, ctx)]
+        key = ("matches", collection, id(where))
+        hit = init.memo.get(key)
+        if hit is None or hit[0] is not where:
+            hit = init.memo[key] = (
+                where,
+                frozenset(r["id"] for r in init.iter(collection) if matches_all(where, r, ctx)),
+            )
+        changed = {i for c, i in self.touched if c == collection}
+        if not changed:
+            ids = set(hit[1])
+        else:
+            ids = set(hit[1] - changed)
+            for i in changed:
+                r = final.get(collection, i)
+                if r is not None and matches_all(where, r, ctx):
+                    ids.add(i)
+        return [i for i in final.collections.get(collection, {}) if i in ids] if len(ids) > 1 else list(ids)
+
+    def text(self, scope: str) -> str:
+        """The normalised reply text an answer criterion reads ('final' or 'any'), computed once."""
+        cache = self._texts
+        if scope not in cache:
+            raw = self.answer if scope == "final" else "\n".join([*self.replies, self.answer])
+            cache[scope] = canonical_text(raw)
+        return cache[scope]
 
     @property
     def now(self) -> str:
@@ -95,8 +139,7 @@ def _is_glob(s: str) -> bool:
 
 
 def _state(c: StateCriterion, ev: Evidence) -> CriterionResult:
-    ctx = Context(now=ev.now)
-    n = sum(1 for r in ev.records(c.collection, c.where) if matches_all(c.where, r, ctx))
+    n = len(ev.matching_ids(c.collection, c.where))
     ok = {"exists": n >= 1, "absent": n == 0, "count": n == c.count}[c.expect]
     want = {"exists": "at least 1", "absent": "0", "count": str(c.count)}[c.expect]
     return _result(c, 1.0 if ok else 0.0, f"{n} matching record(s) in {c.collection}, want {want}")
@@ -121,15 +164,21 @@ def _checkpoint(c: CheckpointCriterion, ev: Evidence) -> CriterionResult:
 
 
 def _answer(c: AnswerCriterion, ev: Evidence) -> CriterionResult:
-    reply = canonical_text(ev.answer if c.scope == "final" else "\n".join([*ev.replies, ev.answer]))
-    found = [f for f in c.facts if _fact_in(canonical_text(f), reply)]
+    reply = ev.text(c.scope)
+    found = [f for f in c.facts if _fact_pattern(f).search(reply) is not None]
     missing = [f for f in c.facts if f not in found]
     detail = "all facts stated" if not missing else f"missing: {', '.join(repr(m) for m in missing)}"
     return _result(c, len(found) / len(c.facts), detail)
 
 
+@lru_cache(maxsize=65536)
+def _fact_pattern(fact: str) -> re.Pattern[str]:
+    """Matches the normalised fact as a whole token, not inside a longer word or number ('5' is not in '2025')."""
+    return re.compile(r"(?<![\w.:-])" + re.escape(canonical_text(fact)) + r"(?![\w]|[.:]\d)")
+
+
 def _fact_in(fact: str, reply: str) -> bool:
-    """`fact` occurs in `reply` not as part of a longer word or number ('5' is not in '2025')."""
+    """`fact` (normalised) occurs in `reply` (normalised) as a whole token."""
     return re.search(r"(?<![\w.:-])" + re.escape(fact) + r"(?![\w]|[.:]\d)", reply) is not None
 
 
@@ -143,18 +192,16 @@ def _forbidden(c: ForbiddenCriterion, ev: Evidence) -> CriterionResult:
             bad[0].turn if bad else None,
         )
     if c.collection is not None:
-        ctx = Context(now=ev.now)
-        bad_recs = [r["id"] for r in ev.records(c.collection, c.where) if matches_all(c.where, r, ctx)]
+        bad_recs = ev.matching_ids(c.collection, c.where)
         return _result(
             c, 0.0 if bad_recs else 1.0, f"forbidden state: {bad_recs}" if bad_recs else "state avoided"
         )
-    changes = diff(ev.initial, ev.final, ev.trace_fields, ev.touched)
+    changes = changed_records(ev.initial, ev.final, ev.trace_fields, ev.touched)
     allowed = c.allow_changes or ()
     stray = [
-        f"{ch.collection}/{ch.id}"
-        for ch in changes
-        if ch.before is not None
-        and not any(fnmatch.fnmatchcase(f"{ch.collection}/{ch.id}", p) for p in allowed)
+        f"{col}/{rid}"
+        for col, rid, before, _ in changes
+        if before is not None and not any(fnmatch.fnmatchcase(f"{col}/{rid}", p) for p in allowed)
     ]
     return _result(
         c, 0.0 if stray else 1.0, f"collateral changes: {stray}" if stray else "no collateral changes"
@@ -162,10 +209,7 @@ def _forbidden(c: ForbiddenCriterion, ev: Evidence) -> CriterionResult:
 
 
 def _result(c: Any, score: float | None, detail: str, turn: int | None = None) -> CriterionResult:
-    # Built from already-validated parts, so skip re-validation (this runs at the end of every episode).
-    return CriterionResult.model_construct(
-        id=c.id, kind=c.kind, weight=c.weight, score=score, detail=detail, turn=turn
-    )
+    return CriterionResult(id=c.id, kind=c.kind, weight=c.weight, score=score, detail=detail, turn=turn)
 
 
 GRADERS: dict[str, Callable[[Any, Evidence], CriterionResult]] = {
@@ -196,7 +240,7 @@ def combine(rubric: Rubric, results: Sequence[CriterionResult]) -> RubricResult:
         den += r.weight
     score = 0.0 if gated or den == 0 else num / den
     ungraded = tuple(r.id for r in results if r.score is None)
-    return RubricResult.model_construct(
+    return RubricResult(
         score=score,
         passed=score >= rubric.pass_threshold - 1e-9,
         gated=gated,

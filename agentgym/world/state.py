@@ -28,7 +28,7 @@ _SUFFIX = re.compile(r"_(\d+)$")
 class WorldState:
     """Mutable world state for one episode (see module doc)."""
 
-    __slots__ = ("_counters", "collections", "lineage", "log", "now", "version")
+    __slots__ = ("_counters", "_owned", "collections", "lineage", "log", "memo", "now", "version")
 
     def __init__(self, now: str, collections: dict[str, Records], lineage: str = "") -> None:
         self.now = now
@@ -37,6 +37,11 @@ class WorldState:
         self.lineage = lineage
         self.log: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
         self._counters: dict[str, int] = {}
+        self._owned: set[str] = set(collections)
+        """Collections whose table this state may write in place (the others are shared with a fork)."""
+        self.memo: dict[Any, Any] = {}
+        """Derived facts about this state for callers that never mutate it (e.g. the grader's
+        matches on a task's initial state); a fork starts with an empty memo."""
 
     @classmethod
     def from_snapshot(cls, snap: WorldSnapshot | Mapping[str, Any]) -> WorldState:
@@ -62,10 +67,12 @@ class WorldState:
         return cls(now, collections, lineage)
 
     def fork(self) -> WorldState:
-        """A new state equal to this one, sharing its (never mutated) records: O(collections + records)
-        pointer copies, no serialisation. Writes to either never show in the other."""
-        new = WorldState(self.now, {c: dict(t) for c, t in self.collections.items()}, self.lineage)
+        """A new state equal to this one in O(collections): records are shared (never mutated in
+        place) and tables are copied on first write by either side, so writes never leak across."""
+        new = WorldState(self.now, dict(self.collections), self.lineage)
         new._counters = dict(self._counters)
+        new._owned = set()
+        self._owned = set()  # tables are shared now: both sides copy a table before writing it
         return new
 
     def touched(self) -> set[tuple[str, str]]:
@@ -79,10 +86,14 @@ class WorldState:
         )
 
     def table(self, collection: str) -> Records:
-        """The records of a collection (empty if none yet)."""
+        """The records of a collection, writable by this state (copied first if shared with a fork)."""
         t = self.collections.get(collection)
         if t is None:
             t = self.collections[collection] = {}
+            self._owned.add(collection)
+        elif collection not in self._owned:
+            t = self.collections[collection] = dict(t)
+            self._owned.add(collection)
         return t
 
     def get(self, collection: str, rid: str) -> dict[str, Any] | None:
@@ -115,7 +126,9 @@ class WorldState:
 
     def remove(self, collection: str, rid: str) -> dict[str, Any] | None:
         """Delete a record; returns it (None if absent)."""
-        before = self.collections.get(collection, {}).pop(rid, None)
+        if rid not in self.collections.get(collection, {}):
+            return None
+        before = self.table(collection).pop(rid)
         if before is not None:
             self._write(collection, rid, before, None)
         return before
@@ -154,6 +167,31 @@ def _strip(record: Mapping[str, Any] | None, trace: frozenset[str]) -> Any:
     return canonical({k: v for k, v in record.items() if k not in trace})
 
 
+def changed_records(
+    before: WorldSnapshot | WorldState,
+    after: WorldSnapshot | WorldState,
+    trace_fields: Mapping[str, frozenset[str]] | None = None,
+    keys: set[tuple[str, str]] | None = None,
+) -> list[tuple[str, str, Any, Any]]:
+    """(collection, id, before, after) for each record that differs, normalised: `diff` without
+    wrapping each as a `Change` (the grader needs only the keys)."""
+    a, b = _tables(before), _tables(after)
+    trace_fields = trace_fields or {}
+    if keys is None:
+        keys = {(c, i) for t in (a, b) for c, recs in t.items() for i in recs}
+    out = []
+    for col, rid in sorted(keys):
+        ra = a.get(col, {}).get(rid)
+        rb = b.get(col, {}).get(rid)
+        if ra is rb or (ra is not None and rb is not None and same(ra, rb)):
+            continue  # identical, or equal as written (no normalisation needed)
+        trace = trace_fields.get(col, frozenset())
+        ra, rb = _strip(ra, trace), _strip(rb, trace)
+        if not same(ra, rb):
+            out.append((col, rid, ra, rb))
+    return out
+
+
 def diff(
     before: WorldSnapshot | WorldState,
     after: WorldSnapshot | WorldState,
@@ -165,21 +203,10 @@ def diff(
     `keys` restricts the comparison to those (collection, id) pairs — when `after` was forked from
     `before`, `after.touched()` names every record that can differ, which makes this O(writes).
     """
-    a, b = _tables(before), _tables(after)
-    trace_fields = trace_fields or {}
-    if keys is None:
-        keys = {(c, i) for t in (a, b) for c, recs in t.items() for i in recs}
-    out: list[Change] = []
-    for col, rid in sorted(keys):
-        ra = a.get(col, {}).get(rid)
-        rb = b.get(col, {}).get(rid)
-        if ra is rb:
-            continue
-        trace = trace_fields.get(col, frozenset())
-        ra, rb = _strip(ra, trace), _strip(rb, trace)
-        if not same(ra, rb):
-            out.append(Change(collection=col, id=rid, before=ra, after=rb))
-    return out
+    return [
+        Change(collection=c, id=i, before=x, after=y)
+        for c, i, x, y in changed_records(before, after, trace_fields, keys)
+    ]
 
 
 def same_state(
