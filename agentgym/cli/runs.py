@@ -119,7 +119,9 @@ def summarize(trajs: Sequence[Trajectory], suite: TaskSuite) -> dict[str, Any]:
 def report(trajs: Sequence[Trajectory], suite: TaskSuite, out: Path, title: str) -> dict[str, Any]:
     table = Table(title=title)
     for col in ("task", "difficulty", "turns", "calls", "errors", "end", "score", "pass"):
-        table.add_column(col, justify="right" if col in ("turns", "calls", "errors", "score") else "left")
+        table.add_column(
+            col, justify="right" if col in ("turns", "calls", "errors", "score") else "left", overflow="fold"
+        )
     for t in sorted(trajs, key=lambda t: t.id):
         ok = bool(t.rubric and t.rubric.passed)
         table.add_row(
