@@ -16,7 +16,7 @@ from agentgym.schema import validator
 from agentgym.spec.tool import ToolSpec
 from agentgym.world.engine import Engine, ToolFailure
 
-_READS = frozenset({"get", "list", "search"})
+_READS = frozenset({"get", "list", "search", "count"})
 _PAGED = frozenset({"list", "search"})
 
 

@@ -87,7 +87,9 @@ class ToolRepository:
             self._domains[name] = spec
         for t in raw.get("tools", ()):
             if t["name"] in self._tool_domain:
-                raise ValueError(f"tool {t['name']!r} appears in domains {self._tool_domain[t['name']]!r} and {name!r}")
+                raise ValueError(
+                    f"tool {t['name']!r} appears in domains {self._tool_domain[t['name']]!r} and {name!r}"
+                )
             self._tool_domain[t["name"]] = name
 
     # ---- access ---------------------------------------------------------------------------------

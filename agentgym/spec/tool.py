@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from agentgym.spec.base import JsonDict, Record
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-Operation = Literal["create", "get", "list", "search", "update", "delete", "action"]
+Operation = Literal["create", "get", "list", "search", "count", "update", "delete", "action"]
 
 
 def qualified_name(server: str, tool: str) -> str:
@@ -201,7 +201,7 @@ class ToolSpec(Record):
     def read_only(self) -> bool:
         """True when the tool cannot change state (by semantics, else by annotation)."""
         if self.semantics is not None:
-            return self.semantics.operation in ("get", "list", "search")
+            return self.semantics.operation in ("get", "list", "search", "count")
         return bool(self.annotations.read_only_hint)
 
     def openai_schema(self) -> JsonDict:

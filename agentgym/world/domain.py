@@ -33,6 +33,13 @@ class DomainFileError(ValueError):
 
 def output_schema_for(sem: ToolSemantics, entity: EntitySpec) -> dict[str, Any]:
     """The structured-result schema a semantic tool returns."""
+    if sem.operation == "count":
+        return {
+            "type": "object",
+            "properties": {"count": {"type": "integer", "minimum": 0}},
+            "required": ["count"],
+            "additionalProperties": False,
+        }
     returns = sem.returns or {"list": "page", "search": "page", "delete": "ack"}.get(sem.operation, "record")
     if returns == "record":
         return entity.record_schema
@@ -57,7 +64,7 @@ def output_schema_for(sem: ToolSemantics, entity: EntitySpec) -> dict[str, Any]:
 
 
 def annotations_for(sem: ToolSemantics) -> ToolAnnotations:
-    read_only = sem.operation in ("get", "list", "search")
+    read_only = sem.operation in ("get", "list", "search", "count")
     return ToolAnnotations(
         read_only_hint=read_only,
         destructive_hint=sem.operation == "delete",

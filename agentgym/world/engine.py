@@ -294,6 +294,11 @@ def _search(call: Call) -> dict[str, Any]:
     return _page(call, hits)
 
 
+@operation("count")
+def _count(call: Call) -> dict[str, Any]:
+    return {"count": len(_filtered(call))}
+
+
 @operation("update")
 def _update(call: Call) -> dict[str, Any]:
     record = _target(call)
