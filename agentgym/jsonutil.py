@@ -8,6 +8,7 @@ data. `sort_keys` gives canonical output for keys and hashes.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -24,3 +25,16 @@ def dumps(obj: Any, *, sort_keys: bool = False) -> bytes:
 
 def dumps_str(obj: Any, *, sort_keys: bool = False) -> str:
     return dumps(obj, sort_keys=sort_keys).decode()
+
+
+def first_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object embedded in free text (a model's reply), or None."""
+    dec = json.JSONDecoder()
+    for m in re.finditer(r"\{", text):
+        try:
+            obj, _ = dec.raw_decode(text, m.start())
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return None

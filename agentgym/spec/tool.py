@@ -157,6 +157,9 @@ class ToolSemantics(Record):
     """Field defaults on create (values may be references)."""
     touch: dict[str, object] = Field(default_factory=dict)
     """Trace fields a read updates (e.g. last_opened_at); ignored by state comparison."""
+    confidence: float = Field(default=1.0, ge=0, le=1)
+    """1.0 for authored or generated semantics; lower when inferred from a real tool's name,
+    description, schema and annotations (only confident inferences are stored)."""
     returns: Literal["record", "id", "ack", "page"] | None = None
     """Shape of the result; by default record for single-record ops, page for list/search, ack for delete."""
 

@@ -137,14 +137,9 @@ class EntityBlueprint(Record):
 
     @property
     def plural_name(self) -> str:
-        if self.plural:
-            return self.plural
-        n = self.name
-        if n.endswith(("s", "x", "ch", "sh")):
-            return n + "es"
-        if n.endswith("y") and n[-2:-1] not in "aeiou":
-            return n[:-1] + "ies"
-        return n + "s"
+        from agentgym.repository.words import plural
+
+        return self.plural or plural(self.name)
 
 
 class DomainBlueprint(Record):
