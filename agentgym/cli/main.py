@@ -255,6 +255,9 @@ def tools_list(suite: Annotated[str, typer.Option()] = "starter") -> None:
     console.print(table)
 
 
+tools_app.command("generate")(__import__("agentgym.cli.generate_cmd", fromlist=["generate_cmd"]).generate_cmd)
+
+
 @model_app.command("prepare")
 def model_prepare(force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False) -> None:
     """Convert the embedded model's GGUF to a cached checkpoint (done once by the installer)."""
