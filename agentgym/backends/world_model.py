@@ -39,9 +39,16 @@ class WorldModelBackend:
     name: ClassVar[str] = "world_model"
     is_sync = False
 
-    def __init__(self, model: ChatModel, *, entities: dict[str, EntitySpec] | None = None,
-                 sampling: SamplingParams | None = None, max_state_records: int = 40, history: int = 8,
-                 retries: int = 1) -> None:
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        entities: dict[str, EntitySpec] | None = None,
+        sampling: SamplingParams | None = None,
+        max_state_records: int = 40,
+        history: int = 8,
+        retries: int = 1,
+    ) -> None:
         self.model = model
         self.entities = entities or {}
         self.sampling = sampling or SamplingParams(temperature=0.0, max_new_tokens=384)
@@ -58,7 +65,9 @@ class WorldModelBackend:
     async def end_episode(self, episode: Episode) -> None:
         return None
 
-    def _prompt(self, tool: ToolSpec, args: dict[str, Any], episode: Episode, read_only: bool, error: str | None) -> str:
+    def _prompt(
+        self, tool: ToolSpec, args: dict[str, Any], episode: Episode, read_only: bool, error: str | None
+    ) -> str:
         server = server_of(tool)
         state: dict[str, list[Any]] = {}
         left = self.max_state_records
@@ -67,18 +76,26 @@ class WorldModelBackend:
                 recs = list(table.values())[-left:]
                 state[col] = recs
                 left -= len(recs)
-        hist = episode.extras.setdefault("world_model_history", {}).get(server, [])[-self.history:]
+        hist = episode.extras.setdefault("world_model_history", {}).get(server, [])[-self.history :]
         text = PROMPT.format(
-            server=server, name=tool.name, description=tool.description,
+            server=server,
+            name=tool.name,
+            description=tool.description,
             input_schema=dumps_str(tool.input_schema),
-            output=("JSON matching this schema: " + dumps_str(tool.output_schema)) if tool.output_schema
+            output=("JSON matching this schema: " + dumps_str(tool.output_schema))
+            if tool.output_schema
             else "any JSON value that fits the description",
-            mode="READ-ONLY: it must not change anything" if read_only else "allowed to change the server's state",
+            mode="READ-ONLY: it must not change anything"
+            if read_only
+            else "allowed to change the server's state",
             state=dumps_str(state) if state else "(empty)",
-            history="\n".join(f"{h['tool']}({dumps_str(h['arguments'])}) -> {dumps_str(h['result'])[:400]}" for h in hist)
+            history="\n".join(
+                f"{h['tool']}({dumps_str(h['arguments'])}) -> {dumps_str(h['result'])[:400]}" for h in hist
+            )
             or "(none)",
             arguments=dumps_str(args),
-            patch_rule="A read-only tool returns an empty state_patch." if read_only
+            patch_rule="A read-only tool returns an empty state_patch."
+            if read_only
             else "Include in state_patch every record this call creates, changes or deletes.",
         )
         if error:
@@ -105,8 +122,11 @@ class WorldModelBackend:
         error = None
         for _ in range(self.retries + 1):
             stats["model_calls"] += 1
-            reply = await self.model.generate([{"role": "user", "content": self._prompt(tool, arguments, episode, read_only, error)}],
-                                              None, self.sampling)
+            reply = await self.model.generate(
+                [{"role": "user", "content": self._prompt(tool, arguments, episode, read_only, error)}],
+                None,
+                self.sampling,
+            )
             obj = first_object(reply.text)
             if obj is None or "result" not in obj:
                 error = 'no JSON object with a "result" key'
@@ -130,9 +150,13 @@ class WorldModelBackend:
             self._remember(tool, arguments, result, episode)
             return ToolResult(dumps_str(result), result)
         stats["invalid_output"] += 1
-        return ToolResult.failure("invalid_output", f"the simulated {tool.name} gave no valid answer: {error}")
+        return ToolResult.failure(
+            "invalid_output", f"the simulated {tool.name} gave no valid answer: {error}"
+        )
 
-    def _valid_ops(self, tool: ToolSpec, patch: list[Any], episode: Episode, stats: Counter[str]) -> list[dict[str, Any]]:
+    def _valid_ops(
+        self, tool: ToolSpec, patch: list[Any], episode: Episode, stats: Counter[str]
+    ) -> list[dict[str, Any]]:
         server = server_of(tool)
         ok = []
         for op in patch:
@@ -140,7 +164,11 @@ class WorldModelBackend:
             if not isinstance(col, str) or not col.startswith(server + "."):
                 stats["patch_ops_refused"] += 1
                 continue
-            if op.get("op") == "put" and isinstance(op.get("record"), dict) and isinstance(op["record"].get("id"), str):
+            if (
+                op.get("op") == "put"
+                and isinstance(op.get("record"), dict)
+                and isinstance(op["record"].get("id"), str)
+            ):
                 ent = self.entities.get(col)
                 if ent is not None and validator(ent.record_schema).check(op["record"]) is not None:
                     stats["patch_ops_refused"] += 1

@@ -17,7 +17,9 @@ from agentgym.paths import tools_dir
 
 
 def generate_cmd(
-    mode: Annotated[str, typer.Option(help="compositional (taxonomy, deterministic) or assisted (a model proposes).")] = "compositional",
+    mode: Annotated[
+        str, typer.Option(help="compositional (taxonomy, deterministic) or assisted (a model proposes).")
+    ] = "compositional",
     seed: Annotated[int, typer.Option(help="Seed: API styles, seed records, examples.")] = 0,
     workers: Annotated[int, typer.Option(help="Processes building domains.")] = 2,
     model: Annotated[str, typer.Option(help="Model for --mode assisted.")] = "embedded",
@@ -50,8 +52,13 @@ def generate_cmd(
         console.print(f"[red]error:[/] --mode must be compositional or assisted, not {mode!r}")
         raise typer.Exit(2)
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         bar = progress.add_task(f"building ({mode})", total=total)
         domains, report = generate(source, seed, workers, progress=lambda d: progress.advance(bar))
     table = Table(title=f"{report.domains} domains, {report.tools} tools in {time.perf_counter() - t0:.1f}s")
@@ -71,8 +78,16 @@ def generate_cmd(
         if name == "synthetic":
             path = save_domains("synthetic", domains, out)
             rep = (out or tools_dir()) / "synthetic" / "report.json"
-            rep.write_text(json.dumps({**asdict(report), **extra, "command": f"agentgym tools generate --mode {mode} "
-                                                                            f"--seed {seed} --workers {workers}"}, indent=1))
+            rep.write_text(
+                json.dumps(
+                    {
+                        **asdict(report),
+                        **extra,
+                        "command": f"agentgym tools generate --mode {mode} --seed {seed} --workers {workers}",
+                    },
+                    indent=1,
+                )
+            )
             console.print(f"saved {path}")
         else:
             console.print("model-assisted domains are reported, not shipped; pass them through review first")

@@ -33,21 +33,65 @@ THRESHOLD = 0.7
 SEED_RECORDS = 3
 
 VERBS: dict[str, str] = {
-    **dict.fromkeys(("create", "add", "new", "insert", "register", "make", "post", "save", "store", "upload"), "create"),
+    **dict.fromkeys(
+        ("create", "add", "new", "insert", "register", "make", "post", "save", "store", "upload"), "create"
+    ),
     **dict.fromkeys(("get", "fetch", "read", "retrieve", "show", "describe", "view", "load", "info"), "get"),
     **dict.fromkeys(("list", "browse", "enumerate", "all"), "list"),
     **dict.fromkeys(("search", "find", "query", "lookup", "filter"), "search"),
     **dict.fromkeys(("update", "edit", "modify", "patch", "set", "rename", "change", "replace"), "update"),
     **dict.fromkeys(("delete", "remove", "drop", "destroy", "purge", "erase", "trash"), "delete"),
 }
-READ_VERBS = frozenset({
-    "get", "fetch", "read", "retrieve", "show", "describe", "view", "list", "browse", "search", "find", "query",
-    "lookup", "check", "calculate", "compute", "analyze", "analyse", "validate", "convert", "count", "estimate",
-    "inspect", "explain", "summarize", "preview", "lint", "status", "info", "resolve", "compare", "scan",
-})
+READ_VERBS = frozenset(
+    {
+        "get",
+        "fetch",
+        "read",
+        "retrieve",
+        "show",
+        "describe",
+        "view",
+        "list",
+        "browse",
+        "search",
+        "find",
+        "query",
+        "lookup",
+        "check",
+        "calculate",
+        "compute",
+        "analyze",
+        "analyse",
+        "validate",
+        "convert",
+        "count",
+        "estimate",
+        "inspect",
+        "explain",
+        "summarize",
+        "preview",
+        "lint",
+        "status",
+        "info",
+        "resolve",
+        "compare",
+        "scan",
+    }
+)
 PREPOSITIONS = frozenset({"to", "from", "in", "into", "for", "on", "with", "by", "of", "at", "via", "as"})
 QUERY_ARGS = ("query", "q", "search", "keyword", "keywords", "term", "text", "search_query", "searchquery")
-LIMIT_ARGS = ("limit", "max_results", "maxresults", "page_size", "pagesize", "per_page", "perpage", "top", "count", "n")
+LIMIT_ARGS = (
+    "limit",
+    "max_results",
+    "maxresults",
+    "page_size",
+    "pagesize",
+    "per_page",
+    "perpage",
+    "top",
+    "count",
+    "n",
+)
 CURSOR_ARGS = ("cursor", "page_token", "pagetoken", "next_token", "nexttoken", "after", "starting_after")
 
 
@@ -90,7 +134,7 @@ def infer_tool(tool: ToolSpec) -> Inference:
     if verb_at is None:
         return Inference(None, None, 0.0, reasons=["no CRUD verb in the name"])
     op = VERBS[ws[verb_at]]
-    rest = ws[verb_at + 1:]
+    rest = ws[verb_at + 1 :]
     while rest and (rest[0] in VERBS or rest[0] in ("or", "and")):  # create_or_update_x → x
         rest = rest[1:]
     cut = next((k for k, w in enumerate(rest) if w in PREPOSITIONS), len(rest))  # save_doc_to_db → doc
@@ -134,7 +178,11 @@ def infer_tool(tool: ToolSpec) -> Inference:
         inf.confidence += 0.2
     for a in props:
         n = _norm(a)
-        if op in ("list", "search") and n in LIMIT_ARGS and (props[a] or {}).get("type") in ("integer", "number", None):
+        if (
+            op in ("list", "search")
+            and n in LIMIT_ARGS
+            and (props[a] or {}).get("type") in ("integer", "number", None)
+        ):
             inf.limit_arg = a
         if op == "list" and n in CURSOR_ARGS and (props[a] or {}).get("type") in ("string", None):
             inf.cursor_arg = a
@@ -155,7 +203,9 @@ def infer_tool(tool: ToolSpec) -> Inference:
 _TYPE = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "array": "tags"}
 
 
-def _seed_value(name: str, schema: dict[str, Any], rng: random.Random, entity: str, domain: str, i: int) -> Any:
+def _seed_value(
+    name: str, schema: dict[str, Any], rng: random.Random, entity: str, domain: str, i: int
+) -> Any:
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][i % len(schema["enum"])]
     t = schema.get("type")
@@ -165,9 +215,13 @@ def _seed_value(name: str, schema: dict[str, Any], rng: random.Random, entity: s
         return []
     if t == "object":
         return {}
-    fmt = {"date-time": "datetime", "date": "date", "email": "email", "uri": "url"}.get(schema.get("format", ""))
-    attr = AttributeBlueprint(name=re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "value",
-                              type=fmt or _TYPE.get(t or "string", "string"))
+    fmt = {"date-time": "datetime", "date": "date", "email": "email", "uri": "url"}.get(
+        schema.get("format", "")
+    )
+    attr = AttributeBlueprint(
+        name=re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "value",
+        type=fmt or _TYPE.get(t or "string", "string"),
+    )
     v = value(attr, rng, entity=entity, domain=domain, i=i)
     if t == "integer" and isinstance(v, float):
         v = int(v)
@@ -197,16 +251,23 @@ def infer_domain(domain: DomainSpec, threshold: float = THRESHOLD) -> tuple[Doma
             if infs[t.name].operation in ("create", "update"):
                 for a, sch in (t.input_schema.get("properties") or {}).items():
                     if a != infs[t.name].id_arg and isinstance(sch, dict) and not id_like(a, ent):
-                        props.setdefault(a, {k: v for k, v in sch.items() if k not in ("default", "examples")})
+                        props.setdefault(
+                            a, {k: v for k, v in sch.items() if k not in ("default", "examples")}
+                        )
         col = f"{domain.name}.{plural(ent)}"
         entities[ent] = EntitySpec(
-            collection=col, description=f"{ent.replace('_', ' ')} records of {domain.name} (inferred)",
+            collection=col,
+            description=f"{ent.replace('_', ' ')} records of {domain.name} (inferred)",
             id_prefix=re.sub(r"[^a-z0-9]", "", ent)[:6] or "rec",
             record_schema={"type": "object", "required": ["id"], "properties": props},
         )
-        seed[col] = [{"id": f"{entities[ent].id_prefix}_{k + 1:04d}",
-                      **{a: _seed_value(a, s, rng, ent, domain.name, k) for a, s in props.items() if a != "id"}}
-                     for k in range(SEED_RECORDS)]
+        seed[col] = [
+            {
+                "id": f"{entities[ent].id_prefix}_{k + 1:04d}",
+                **{a: _seed_value(a, s, rng, ent, domain.name, k) for a, s in props.items() if a != "id"},
+            }
+            for k in range(SEED_RECORDS)
+        ]
     tools = []
     for t in domain.tools:
         i = infs[t.name]
@@ -216,16 +277,33 @@ def infer_domain(domain: DomainSpec, threshold: float = THRESHOLD) -> tuple[Doma
             continue
         props = t.input_schema.get("properties") or {}
         fields = set(ent.record_schema["properties"])
-        filters = {a: FilterArg(field=a) for a in props
-                   if i.operation == "list" and a in fields and a not in (i.limit_arg, i.cursor_arg)}
-        sfields = tuple(f for f, s in ent.record_schema["properties"].items()
-                        if f != "id" and isinstance(s, dict) and s.get("type") == "string")
+        filters = {
+            a: FilterArg(field=a)
+            for a in props
+            if i.operation == "list" and a in fields and a not in (i.limit_arg, i.cursor_arg)
+        }
+        sfields = tuple(
+            f
+            for f, s in ent.record_schema["properties"].items()
+            if f != "id" and isinstance(s, dict) and s.get("type") == "string"
+        )
         sem = ToolSemantics(
-            operation=i.operation, collection=ent.collection, id_arg=i.id_arg, filters=filters,
-            query_arg=i.query_arg, search_fields=sfields if i.operation == "search" else (),
-            limit_arg=i.limit_arg, cursor_arg=i.cursor_arg, confidence=round(i.confidence, 3),
+            operation=i.operation,
+            collection=ent.collection,
+            id_arg=i.id_arg,
+            filters=filters,
+            query_arg=i.query_arg,
+            search_fields=sfields if i.operation == "search" else (),
+            limit_arg=i.limit_arg,
+            cursor_arg=i.cursor_arg,
+            confidence=round(i.confidence, 3),
         )
         tools.append(t.model_copy(update={"semantics": sem}))
-    out = domain.model_copy(update={"entities": tuple(entities.values()), "tools": tuple(tools),
-                                    "seed": WorldSnapshot(now=domain.seed.now, collections=seed)})
+    out = domain.model_copy(
+        update={
+            "entities": tuple(entities.values()),
+            "tools": tuple(tools),
+            "seed": WorldSnapshot(now=domain.seed.now, collections=seed),
+        }
+    )
     return DomainSpec.model_validate(out.model_dump()), infs

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from agentgym.spec.base import JsonDict, Record
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-Operation = Literal["create", "get", "list", "search", "count", "update", "delete", "action"]
+Operation = Literal["create", "get", "list", "search", "count", "update", "delete", "action", "clone"]
 
 
 def qualified_name(server: str, tool: str) -> str:
@@ -128,7 +128,9 @@ class ToolSemantics(Record):
     collection: str
     """Entity collection acted on, e.g. 'calendar.events'."""
     id_arg: str | None = None
-    """Argument naming the target record's id (get, update, delete, action)."""
+    """Argument naming the target record (get, update, delete, action, clone)."""
+    key_field: str = "id"
+    """Record field the `id_arg` value is matched against (a unique field such as `email` for lookups)."""
     field_args: dict[str, str] = Field(default_factory=dict)
     """Argument → record field for create/update (unlisted arguments map to same-named fields)."""
     filters: dict[str, FilterArg] = Field(default_factory=dict)

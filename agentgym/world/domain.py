@@ -103,6 +103,8 @@ def _check_tool(where: str, raw: Mapping[str, Any], sem: ToolSemantics, entity: 
     ]
     used += [e.field for e in sem.effects] + list(sem.defaults) + list(sem.touch) + list(sem.search_fields)
     used += list(sem.field_args.values())
+    if sem.key_field != "id":
+        used.append(sem.key_field)
     for arg, conds in sem.ref_preconditions.items():
         field = sem.field_args.get(arg, arg)
         if arg not in props or field not in entity.refs:
@@ -118,7 +120,7 @@ def _check_tool(where: str, raw: Mapping[str, Any], sem: ToolSemantics, entity: 
     for f in used:
         if f not in fields:
             raise DomainFileError(f"{where}: semantics names field {f!r} missing from {entity.collection}")
-    if sem.operation in ("get", "update", "delete", "action") and sem.id_arg is None:
+    if sem.operation in ("get", "update", "delete", "action", "clone") and sem.id_arg is None:
         raise DomainFileError(f"{where}: a {sem.operation} tool needs id_arg")
     reason = check_schema(raw["input_schema"])
     if reason:

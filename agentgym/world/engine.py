@@ -104,6 +104,19 @@ class Engine:
 
 def _target(call: Call) -> dict[str, Any]:
     rid = call.args.get(call.sem.id_arg or "id")
+    if call.sem.key_field != "id":
+        key = canonical(rid)
+        rec = next(
+            (
+                r
+                for r in call.state.iter(call.sem.collection)
+                if same(canonical(r.get(call.sem.key_field)), key)
+            ),
+            None,
+        )
+        if rec is None:
+            raise ToolFailure("not_found", f"no {_noun(call.entity)} with {call.sem.key_field} {rid!r}")
+        return rec
     rec = call.state.get(call.sem.collection, rid) if isinstance(rid, str) else None
     if rec is None:
         raise ToolFailure("not_found", f"no {_noun(call.entity)} with id {rid!r}")
@@ -339,6 +352,21 @@ def _apply_effects(call: Call, record: dict[str, Any], new: dict[str, Any]) -> d
             continue
         new[eff.field] = EFFECTS[eff.op](new.get(eff.field), value)
     return new
+
+
+@operation("clone")
+def _clone(call: Call) -> dict[str, Any]:
+    """A copy of the target under a new id; given fields override, effects reset (e.g. status)."""
+    source = _target(call)
+    _check_preconditions(call, source)
+    fields = {k: copy.deepcopy(v) for k, v in source.items() if k != "id"}
+    fields.update(_fields_from_args(call))
+    record = _apply_effects(
+        call, source, {"id": call.state.next_id(call.sem.collection, call.entity.id_prefix), **fields}
+    )
+    _validate_record(call, record)
+    call.state.put(call.sem.collection, record)
+    return record
 
 
 @operation("action")

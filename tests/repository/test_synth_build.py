@@ -45,7 +45,7 @@ def test_every_attribute_type_makes_values_its_schema_accepts():
 def test_builder_makes_every_tool_kind_and_every_example_runs(physio):
     d = build_domain(physio, seed=0)
     kinds = {t.semantics.operation for t in d.tools}
-    assert kinds == {"create", "get", "list", "search", "count", "update", "delete", "action"}
+    assert kinds == {"create", "get", "list", "search", "count", "update", "delete", "action", "clone"}
     names = {t.provenance.original_name for t in d.tools}
     assert len(names) == len(d.tools) >= 25
     assert check_domain(d) == []
@@ -145,3 +145,24 @@ def test_assisted_source_with_the_embedded_model():
     assert src.stats["proposals"] == 1 == src.stats["accepted"] + src.stats["rejected"]
     for bp in bps:  # whatever the small model proposes, what is accepted builds and runs
         assert check_domain(build_domain(bp)) == []
+
+
+def test_clone_tags_and_key_lookup(physio):
+    d = build_domain(physio, seed=0)
+    w, s = World([d]), WorldState.from_snapshot(d.seed)
+    by = {t.provenance.original_name: t for t in d.tools}
+    clone = next(t for n, t in by.items() if n.endswith("_session") and n.split("_")[0] in ("clone", "duplicate", "copy"))
+    attended = next(r for r in s.iter("physio_clinic.sessions") if r["status"] == "attended")
+    copy = w.engine.run(clone, {clone.semantics.id_arg: attended["id"]}, s)
+    assert copy["id"] != attended["id"] and copy["status"] == "booked" and copy["title"] == attended["title"]
+    tag = next(t for n, t in by.items() if n.startswith("tag"))
+    plan = next(r for r in s.iter("physio_clinic.exercise_plans") if not r["archived"])
+    args = {tag.semantics.id_arg: plan["id"], next(k for k in tag.input_schema["properties"] if "tag" in k.lower()): "rehab"}
+    assert "rehab" in w.engine.run(tag, args, s)["tags"]
+    from agentgym.world.engine import ToolFailure
+
+    with pytest.raises(ToolFailure, match="already"):
+        w.engine.run(tag, args, s)
+    lookup = next(t for n, t in by.items() if n.endswith("_by_email"))
+    pat = next(iter(s.iter("physio_clinic.patients")))
+    assert w.engine.run(lookup, {lookup.semantics.id_arg: pat["email"]}, s)["id"] == pat["id"]

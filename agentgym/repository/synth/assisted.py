@@ -31,19 +31,65 @@ from agentgym.repository.synth.taxonomy import MAX_DOMAIN_NAME, check_blueprint
 
 PROMPT = (Path(__file__).parent / "prompts" / "propose_domain.txt").read_text(encoding="utf-8")
 ARCHETYPE_SYNONYMS = {
-    "user": "person", "customer": "person", "member": "person", "employee": "person", "patient": "person",
-    "company": "organization", "vendor": "organization", "supplier": "organization", "team": "organization",
-    "product": "item", "good": "item", "part": "item", "sku": "item", "booking": "event", "appointment": "event",
-    "meeting": "event", "reservation": "event", "note": "document", "article": "document", "report": "document",
-    "file": "document", "payment": "transaction", "invoice": "transaction", "order": "transaction",
-    "location": "place", "site": "place", "venue": "place", "ticket": "task", "issue": "task", "job": "task",
-    "device": "asset", "equipment": "asset", "vehicle": "asset", "comment": "message", "post": "message",
-    "reading": "measurement", "metric": "measurement", "plan": "subscription", "video": "media", "image": "media",
+    "user": "person",
+    "customer": "person",
+    "member": "person",
+    "employee": "person",
+    "patient": "person",
+    "company": "organization",
+    "vendor": "organization",
+    "supplier": "organization",
+    "team": "organization",
+    "product": "item",
+    "good": "item",
+    "part": "item",
+    "sku": "item",
+    "booking": "event",
+    "appointment": "event",
+    "meeting": "event",
+    "reservation": "event",
+    "note": "document",
+    "article": "document",
+    "report": "document",
+    "file": "document",
+    "payment": "transaction",
+    "invoice": "transaction",
+    "order": "transaction",
+    "location": "place",
+    "site": "place",
+    "venue": "place",
+    "ticket": "task",
+    "issue": "task",
+    "job": "task",
+    "device": "asset",
+    "equipment": "asset",
+    "vehicle": "asset",
+    "comment": "message",
+    "post": "message",
+    "reading": "measurement",
+    "metric": "measurement",
+    "plan": "subscription",
+    "video": "media",
+    "image": "media",
     "profile": "account",
 }
-TYPE_SYNONYMS = {"str": "string", "int": "integer", "float": "number", "double": "number", "bool": "boolean",
-                 "timestamp": "datetime", "time": "datetime", "list": "tags", "array": "tags", "decimal": "money",
-                 "price": "money", "currency": "money", "uri": "url", "link": "url", "id": "code"}
+TYPE_SYNONYMS = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "double": "number",
+    "bool": "boolean",
+    "timestamp": "datetime",
+    "time": "datetime",
+    "list": "tags",
+    "array": "tags",
+    "decimal": "money",
+    "price": "money",
+    "currency": "money",
+    "uri": "url",
+    "link": "url",
+    "id": "code",
+}
 ARCHETYPE_NAMES = set(get_args(Archetype))
 TYPE_NAMES = set(get_args(AttrType))
 
@@ -88,9 +134,16 @@ def repair(raw: dict[str, Any], category: str) -> tuple[dict[str, Any], list[str
                 fixes.append(f"attribute {an!r} of {ename!r} dropped")
                 continue
             seen.add(an)
-            attrs.append({"name": an, "type": at, "values": values, "required": bool(a.get("required", False))})
-        out = {"name": ename, "archetype": arch, "description": str(e.get("description", ""))[:300], "attributes": attrs,
-               "refs": [_slug(r) for r in e.get("refs") or []]}
+            attrs.append(
+                {"name": an, "type": at, "values": values, "required": bool(a.get("required", False))}
+            )
+        out = {
+            "name": ename,
+            "archetype": arch,
+            "description": str(e.get("description", ""))[:300],
+            "attributes": attrs,
+            "refs": [_slug(r) for r in e.get("refs") or []],
+        }
         lc = e.get("lifecycle")
         if isinstance(lc, dict):
             states = list(dict.fromkeys(_slug(s) for s in lc.get("states") or [] if _slug(s)))
@@ -105,7 +158,10 @@ def repair(raw: dict[str, Any], category: str) -> tuple[dict[str, Any], list[str
                 else:
                     fixes.append(f"transition {t.get('verb')!r} of {ename!r} dropped")
             if len(states) >= 2 and trans:
-                out["lifecycle"] = {"states": states, "transitions": list({t["verb"]: t for t in trans}.values())}
+                out["lifecycle"] = {
+                    "states": states,
+                    "transitions": list({t["verb"]: t for t in trans}.values()),
+                }
             else:
                 fixes.append(f"lifecycle of {ename!r} dropped")
         out_entities.append(out)
@@ -115,8 +171,12 @@ def repair(raw: dict[str, Any], category: str) -> tuple[dict[str, Any], list[str
         if kept != e["refs"]:
             fixes.append(f"references of {e['name']!r} to unknown entities dropped")
         e["refs"] = kept
-    return {"name": name, "category": category, "description": str(raw.get("description", ""))[:300],
-            "entities": out_entities}, fixes
+    return {
+        "name": name,
+        "category": category,
+        "description": str(raw.get("description", ""))[:300],
+        "entities": out_entities,
+    }, fixes
 
 
 class AssistedSource:
@@ -124,8 +184,14 @@ class AssistedSource:
 
     name = "model-assisted"
 
-    def __init__(self, model: ChatModel, categories: Iterable[str], n_per_category: int = 1,
-                 existing: Iterable[str] = (), sampling: SamplingParams | None = None) -> None:
+    def __init__(
+        self,
+        model: ChatModel,
+        categories: Iterable[str],
+        n_per_category: int = 1,
+        existing: Iterable[str] = (),
+        sampling: SamplingParams | None = None,
+    ) -> None:
         self.model = model
         self.categories = list(categories)
         self.n = n_per_category
@@ -136,8 +202,12 @@ class AssistedSource:
 
     def propose(self, category: str, seed: int) -> DomainBlueprint | None:
         self.stats["proposals"] += 1
-        prompt = PROMPT.format(category=category, existing=", ".join(sorted(self.existing)[:40]) or "none",
-                               archetypes="|".join(sorted(ARCHETYPE_NAMES)), types="|".join(sorted(TYPE_NAMES)))
+        prompt = PROMPT.format(
+            category=category,
+            existing=", ".join(sorted(self.existing)[:40]) or "none",
+            archetypes="|".join(sorted(ARCHETYPE_NAMES)),
+            types="|".join(sorted(TYPE_NAMES)),
+        )
         sampling = self.sampling.model_copy(update={"seed": seed})
         reply = asyncio.run(self.model.generate([{"role": "user", "content": prompt}], None, sampling))
         raw = first_object(reply.text)

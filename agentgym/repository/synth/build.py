@@ -42,6 +42,7 @@ from agentgym.spec.world import DomainSpec, EntitySpec, WorldSnapshot
 from agentgym.world.domain import annotations_for, output_schema_for
 
 SEED_RECORDS = 6
+CLONABLE = frozenset({"document", "event", "task", "item", "media", "subscription"})
 ARCHIVABLE = frozenset({"document", "item", "place", "asset", "media", "organization", "subscription"})
 STAMPS = ("updated_at",)
 NOW_DEFAULTS = ("created_at", "sent_at", "updated_at", "published_at")
@@ -483,9 +484,8 @@ class Builder:
                 {parg: first[f"{r}_id"]},
                 f"{_human(plural).capitalize()} of {_a(_human(r))}",
             )
-        # set one enum attribute
-        enum = next((a for a in e.attributes if a.type == "enum"), None)
-        if enum is not None:
+        # set each enum attribute
+        for enum in (a for a in e.attributes if a.type == "enum"):
             earg = self.arg(enum.name)
             self.add_tool(
                 _tool_name(s, "set", noun, enum.name),
@@ -504,6 +504,100 @@ class Builder:
                 {idarg: target["id"], earg: enum.values[-1]},
                 f"Set {_human(enum.name)}",
             )
+        # look up by a unique key
+        for key in spec.unique:
+            karg = self.arg(key)
+            self.add_tool(
+                _tool_name(s, v["get"], noun, "by", key),
+                f"{self._cap(v['get'])} {_a(h)} by its {_human(key)}.",
+                {karg: {"type": "string", "description": f"The {h}'s {_human(key)}."}},
+                [karg],
+                ToolSemantics(operation="get", collection=col, id_arg=karg, key_field=key),
+                spec,
+                {karg: first[key]},
+                f"{self._cap(v['get'])} {h} by {_human(key)}",
+            )
+        # clone (templates: plans, events, tasks, items, documents)
+        if e.archetype in CLONABLE:
+            label = next(a for a in attrs if a.required and a.type == "string")
+            resets = tuple(
+                Effect(op="set", field=f, value={"$now": True})
+                for f in NOW_DEFAULTS
+                if f in spec.record_schema["properties"]
+            )
+            if e.lifecycle:
+                resets += (Effect(op="set", field="status", value=e.lifecycle.states[0]),)
+            if self.archivable(e):
+                resets += (Effect(op="set", field="archived", value=False),)
+            verb = self.rng.choice(("clone", "duplicate", "copy"))
+            self.add_tool(
+                _tool_name(s, verb, noun),
+                f"{self._cap(verb)} {_a(h)} under a new id, optionally with a new {_human(label.name)}"
+                + (f"; the copy starts as {e.lifecycle.states[0]}" if e.lifecycle else "")
+                + ".",
+                {idarg: id_param, self.arg(label.name): schema_of(label)},
+                [idarg],
+                ToolSemantics(
+                    operation="clone", collection=col, id_arg=idarg, field_args=field_args, effects=resets
+                ),
+                spec,
+                {idarg: first["id"], self.arg(label.name): f"Copy of {first[label.name]}"[:200]},
+                f"{self._cap(verb)} {h}",
+            )
+        # reassign to another parent
+        if e.refs:
+            r = e.refs[0]
+            parg = self.arg(f"{r}_id")
+            others = [x["id"] for x in self.seed_rows[r] if x["id"] != target.get(f"{r}_id")]
+            self.add_tool(
+                _tool_name(s, "reassign", noun),
+                f"Move {_a(h)} to another {_human(r)}.",
+                {idarg: id_param, parg: {"type": "string", "description": f"Id of the new {_human(r)}."}},
+                [idarg, parg],
+                ToolSemantics(
+                    operation="update",
+                    collection=col,
+                    id_arg=idarg,
+                    field_args=field_args,
+                    preconditions=pre,
+                    effects=stamps,
+                ),
+                spec,
+                {idarg: target["id"], parg: others[0] if others else target[f"{r}_id"]},
+                f"Reassign {h}",
+            )
+        # tags
+        tags = next((a for a in attrs if a.type == "tags"), None)
+        if tags is not None:
+            targ = self.arg("tag")
+            tagged = next((r for r in rows if r.get(tags.name) and self._ok(r, e, terminal)), None)
+            cases = [
+                ("tag", "append", "not_contains", "the tag is already there", (target["id"], "fresh-tag"))
+            ]
+            if tagged is not None:
+                cases.append(
+                    ("untag", "remove", "contains", "no such tag", (tagged["id"], tagged[tags.name][0]))
+                )
+            for verb, op, cond, msg, (rid, tag) in cases:
+                self.add_tool(
+                    _tool_name(s, verb, noun),
+                    f"{'Add a tag to' if verb == 'tag' else 'Remove a tag from'} {_a(h)}.",
+                    {idarg: id_param, targ: {"type": "string", "minLength": 1}},
+                    [idarg, targ],
+                    ToolSemantics(
+                        operation="action",
+                        collection=col,
+                        id_arg=idarg,
+                        preconditions=(
+                            *pre,
+                            Condition(field=tags.name, op=cond, value={"$arg": targ}, message=msg),
+                        ),
+                        effects=(Effect(op=op, field=tags.name, value={"$arg": targ}), *stamps),
+                    ),
+                    spec,
+                    {idarg: rid, targ: tag},
+                    f"{verb.capitalize()} {h}",
+                )
 
     # ---- helpers ----------------------------------------------------------------------------------
 

@@ -1,0 +1,856 @@
+"""The crawl importer: a Smithery/Toucan crawl dump in, clean namespaced tool specs per server out.
+
+In: a folder of per-server JSON files in the Toucan `mcp_servers/` format — `labels` (primary_label,
+custom_label) and `metadata` with a live `remote_server_response.tools` list in MCP shape (servers
+that answered a connection) and a crawled `server_info_crawled` record (overview, repository_url,
+license, usage_count and `tools`, either MCP-shaped or flat `parameters: [{name, required, type}]`).
+Out: `import_crawl(dir)` returns a `CrawlImport`: one `DomainSpec` per server that ships at least one
+tool, passed through `semantics.infer_domain` (so confident CRUD tools are executable), sorted by
+name, and a `CrawlReport` that accounts for every tool entry read.
+
+Every entry read ends in exactly one terminal bucket, decided in this order:
+`invalid` (no usable name, or a schema no repair makes meta-valid) → `boilerplate` (empty, page
+chrome, placeholder or uninformative description; see `boilerplate_reason`) → `duplicate_exact`
+(same canonical name, schema and description as a better copy) → `duplicate_near` (same canonical
+name and description similarity ≥ `NEAR_THRESHOLD`, or the same name twice on one server) →
+`licence_excluded` (the server's licence is not permissive) → `shipped`. Of duplicates the best copy
+is kept (`_rank`). A crawled entry that repeats a live entry of the same file verbatim is the same
+entry listed twice and is read once (`CrawlReport.mirrored`). `repaired` counts entries whose schema
+was changed (`repair_schema`); every shipped schema is a Draft 2020-12 object schema that passes
+meta-validation. A file that cannot be read is counted in `unreadable_files` with the reason; no
+file makes the import fail. Output does not depend on file-system order. Pure apart from reading
+the folder: saving is the caller's job (`store.save_domains("crawl", ...)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.validators import validator_for
+from pydantic import Field
+
+from agentgym.jsonutil import dumps
+from agentgym.repository.licenses import is_permissive, normalize_license
+from agentgym.repository.semantics import infer_domain
+from agentgym.spec.base import Record
+from agentgym.spec.tool import Provenance, Taxonomy, ToolAnnotations, ToolSpec, qualified_name
+from agentgym.spec.world import DomainSpec
+
+BUCKETS = ("invalid", "boilerplate", "duplicate_exact", "duplicate_near", "licence_excluded", "shipped")
+NEAR_THRESHOLD = 0.85
+"""Description similarity (difflib ratio of normalised text) from which two same-named tools are one."""
+RESERVED = frozenset({"calendar", "shop", "notes", "messaging"})
+"""Starter domain names a crawl server slug must never take."""
+SLUG_MAX = 40
+"""Longest server slug, so that `slug__tool` leaves room for the tool name within 64 characters."""
+OVERVIEW_MAX = 500
+
+# ---- reading --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """One crawl file's server: identity, labels, licence and popularity."""
+
+    file: str
+    server_id: str
+    name: str
+    category: str
+    custom_label: str | None
+    overview: str
+    license_raw: object
+    license: str | None
+    package: str | None
+    usage: int
+    slug: str = ""
+
+    @property
+    def permissive(self) -> bool:
+        return is_permissive(self.license)
+
+    @property
+    def domain_label(self) -> str:
+        label = _slug_text(self.custom_label or "")
+        return label or self.slug
+
+
+@dataclass
+class Entry:
+    """One tool entry of a crawl file and what became of it."""
+
+    server: Server
+    origin: str
+    """'live' (remote_server_response.tools) or 'crawled' (server_info_crawled.tools)."""
+    index: int
+    shape: str
+    """'live', 'mcp' (crawled in MCP shape) or 'flat' (crawled `parameters` list)."""
+    raw: Any
+    name: str | None = None
+    description: str = ""
+    schema: dict[str, Any] | None = None
+    repairs: tuple[str, ...] = ()
+    annotations: ToolAnnotations = field(default_factory=ToolAnnotations)
+    title: str | None = None
+    bucket: str | None = None
+    reason: str | None = None
+    duplicate_of: Entry | None = None
+    tool: ToolSpec | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.server.server_id}/{self.name}"
+
+
+class CrawlFileError(ValueError):
+    """A crawl file that cannot be read as a server record."""
+
+
+def _slug_text(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _short_hash(*parts: str, n: int = 6) -> str:
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:n]
+
+
+def server_slug(server_id: str) -> str:
+    """'@upstash/context7-mcp' → 'upstash_context7-mcp' (lower case, `[a-z0-9_-]`, ≤ SLUG_MAX)."""
+    s = server_id.strip().lstrip("@").replace("/", "_").lower()
+    s = re.sub(r"[^a-z0-9_-]+", "_", s)
+    s = re.sub(r"_{2,}", "_", s).strip("_-") or "server"  # keep '__' free for the tool separator
+    if len(s) > SLUG_MAX:
+        s = s[: SLUG_MAX - 7].rstrip("_-") + "-" + _short_hash(server_id)
+    return s
+
+
+def _usage(value: object) -> int:
+    text = re.sub(r"[,\s_]", "", str(value))
+    return int(text) if text.isdigit() else -1
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def read_server(path: Path) -> tuple[Server, list[tuple[str, int, Any]], int]:
+    """The server of one crawl file, its tool entries as (origin, index, raw), and how many crawled
+    entries were verbatim mirrors of live ones (read once)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise CrawlFileError(f"not readable JSON: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+        raise CrawlFileError("no 'metadata' object")
+    meta = data["metadata"]
+    labels = data.get("labels") if isinstance(data.get("labels"), dict) else {}
+    info = meta.get("server_info_crawled") if isinstance(meta.get("server_info_crawled"), dict) else {}
+    remote = (
+        meta.get("remote_server_response") if isinstance(meta.get("remote_server_response"), dict) else {}
+    )
+    homepage = _text(info.get("homepage"))
+    if "/server/" in homepage:
+        server_id = homepage.split("/server/", 1)[1].split("?")[0].strip("/")
+    else:
+        server_id = Path(_text(meta.get("original_file")) or path.name).stem.removesuffix("_labeled")
+    if not server_id:
+        raise CrawlFileError("no server id (homepage or original_file)")
+    live, crawled = remote.get("tools"), info.get("tools")
+    for what, value in (("remote_server_response.tools", live), ("server_info_crawled.tools", crawled)):
+        if value is not None and not isinstance(value, list):
+            raise CrawlFileError(f"{what} is a {type(value).__name__}, not a list")
+    live, crawled = live or [], crawled or []
+    seen = {dumps(t, sort_keys=True) for t in live}
+    entries = [("live", i, t) for i, t in enumerate(live)]
+    rest = [("crawled", i, t) for i, t in enumerate(crawled) if dumps(t, sort_keys=True) not in seen]
+    repo = _text(info.get("repository_url"))
+    server = Server(
+        file=path.name,
+        server_id=server_id,
+        name=_text(info.get("name")) or _text(meta.get("server_name")) or server_id,
+        category=_text(labels.get("primary_label")) or "Others",
+        custom_label=_text(labels.get("custom_label")) or None,
+        overview=_text(info.get("overview")),
+        license_raw=info.get("license"),
+        license=normalize_license(info.get("license")),
+        package=repo or homepage or None,
+        usage=_usage(info.get("usage_count", meta.get("usage_count"))),
+    )
+    return server, entries + rest, len(crawled) - len(rest)
+
+
+# ---- schemas --------------------------------------------------------------------------------------
+
+JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "array", "object", "null"})
+TYPE_ALIASES = {
+    **dict.fromkeys(
+        ("str", "text", "char", "uuid", "date", "datetime", "email", "url", "uri", "path"), "string"
+    ),
+    **dict.fromkeys(("int", "long", "int32", "int64", "uint", "short"), "integer"),
+    **dict.fromkeys(("float", "double", "decimal", "numeric", "real", "num"), "number"),
+    **dict.fromkeys(("bool",), "boolean"),
+    **dict.fromkeys(("list", "tuple", "set", "sequence"), "array"),
+    **dict.fromkeys(("dict", "map", "record", "json", "hash", "struct"), "object"),
+    **dict.fromkeys(("none", "nil", "nonetype"), "null"),
+}
+"""Loose type names → JSON Schema types; any other unknown name becomes "string"."""
+ANY_TYPES = frozenset({"any", "unknown", "mixed", "*"})
+"""Type names that mean "no constraint": the `type` keyword is dropped."""
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_ONE = (
+    "items", "additionalProperties", "additionalItems", "contains", "not", "if", "then", "else",
+    "propertyNames", "unevaluatedItems", "unevaluatedProperties",
+)  # fmt: skip
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+@dataclass(frozen=True)
+class SchemaResult:
+    """A repaired input schema, or why none could be made."""
+
+    schema: dict[str, Any] | None
+    repairs: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def schema_from_parameters(params: object) -> SchemaResult:
+    """A flat crawled `parameters: [{name, required, type}]` list as an object schema."""
+    if not isinstance(params, list):
+        return SchemaResult(None, error=f"parameters is a {type(params).__name__}, not a list")
+    repairs = ["flat_parameters"]
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for p in params:
+        name = p.get("name") if isinstance(p, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            return SchemaResult(None, error="a parameter has no name")
+        name = name.strip()
+        if name in props:
+            repairs.append("duplicate_parameter")
+            continue
+        sub: dict[str, Any] = {"type": p["type"]} if "type" in p else {"type": "string"}
+        if "type" not in p:
+            repairs.append("unknown_type")
+        if isinstance(p.get("description"), str) and p["description"].strip():
+            sub["description"] = p["description"].strip()
+        if isinstance(p.get("enum"), list) and p["enum"]:
+            sub["enum"] = p["enum"]
+        props[name] = sub
+        if p.get("required") is True or str(p.get("required")).strip().lower() == "true":
+            required.append(name)
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    res = normalize_schema(schema)
+    return SchemaResult(res.schema, tuple(dict.fromkeys([*repairs, *res.repairs])), res.error)
+
+
+def _fix_type(t: object, repairs: list[str]) -> object:
+    """The JSON Schema type for a crawled `type` value; None to drop the keyword."""
+    if isinstance(t, list):
+        fixed = [_fix_type(x, repairs) for x in t]
+        if None in fixed:
+            return None
+        out = list(dict.fromkeys(fixed))
+        if out != t:
+            repairs.append("loose_type")
+        return out[0] if len(out) == 1 else out
+    if not isinstance(t, str):
+        repairs.append("unknown_type")
+        return "string"
+    low = t.strip().lower()
+    if low in JSON_TYPES:
+        if low != t:
+            repairs.append("loose_type")
+        return low
+    if low in ANY_TYPES:
+        repairs.append("loose_type")
+        return None
+    if low in TYPE_ALIASES:
+        repairs.append("loose_type")
+        return TYPE_ALIASES[low]
+    repairs.append("unknown_type")
+    return "string"
+
+
+def _fix(s: dict[str, Any], repairs: list[str]) -> None:
+    """Repair one (sub)schema in place, then its subschemas."""
+    if "type" in s:
+        t = _fix_type(s["type"], repairs)
+        if t is None:
+            del s["type"]
+        else:
+            s["type"] = t
+    for k in ("exclusiveMinimum", "exclusiveMaximum"):  # draft-04 booleans
+        if isinstance(s.get(k), bool):
+            repairs.append("draft4_exclusive")
+            bound = s.pop("minimum" if k == "exclusiveMinimum" else "maximum", None)
+            if s.pop(k) and isinstance(bound, int | float):
+                s[k] = bound
+    if isinstance(s.get("items"), list):  # draft-07 tuple form → 2020-12
+        repairs.append("tuple_items")
+        s["prefixItems"] = s.pop("items")
+        if "additionalItems" in s:
+            s["items"] = s.pop("additionalItems")
+    if isinstance(s.get("dependencies"), dict):  # draft-07 → dependentRequired / dependentSchemas
+        repairs.append("dependencies")
+        for name, dep in s.pop("dependencies").items():
+            key = "dependentRequired" if isinstance(dep, list) else "dependentSchemas"
+            s.setdefault(key, {})[name] = dep
+    if "properties" in s and not isinstance(s["properties"], dict):
+        repairs.append("bad_properties")
+        del s["properties"]
+    props = s.get("properties")
+    if isinstance(props, dict):
+        for name, sub in list(props.items()):
+            if isinstance(sub, str):  # {"city": "string"}: a bare type name
+                repairs.append("property_shorthand")
+                props[name] = sub = {"type": sub}
+            elif not isinstance(sub, dict | bool):
+                repairs.append("bad_property")
+                props[name] = sub = {}
+            if isinstance(sub, dict) and isinstance(sub.get("required"), bool):  # draft-03 flag
+                repairs.append("property_required_flag")
+                if sub.pop("required"):
+                    req = s.get("required")
+                    s["required"] = [*(req if isinstance(req, list) else []), name]
+    if "required" in s:
+        req = s["required"]
+        if not isinstance(req, list):
+            repairs.append("bad_required")
+            del s["required"]
+        else:
+            names = [r for r in req if isinstance(r, str)]
+            if isinstance(props, dict):
+                names = [r for r in names if r in props]
+            names = list(dict.fromkeys(names))
+            if names != req:
+                repairs.append("required_absent")
+            if names:
+                s["required"] = names
+            else:
+                del s["required"]
+    for k in _SCHEMA_MAPS:
+        if isinstance(s.get(k), dict):
+            for sub in s[k].values():
+                if isinstance(sub, dict):
+                    _fix(sub, repairs)
+    for k in _SCHEMA_ONE:
+        if isinstance(s.get(k), dict):
+            _fix(s[k], repairs)
+    for k in _SCHEMA_LISTS:
+        if isinstance(s.get(k), list):
+            for sub in s[k]:
+                if isinstance(sub, dict):
+                    _fix(sub, repairs)
+
+
+_META: dict[type, Any] = {}
+_META_CACHE: dict[bytes, str | None] = {}
+
+
+def meta_error(schema: Any) -> str | None:
+    """None when `schema` passes meta-validation under its `$schema` dialect (Draft 2020-12 when it
+    declares none), else the best-matching reason."""
+    key = dumps(schema, sort_keys=True)
+    if key in _META_CACHE:
+        return _META_CACHE[key]
+    cls = validator_for(schema, default=jsonschema.Draft202012Validator)
+    meta = _META.get(cls)
+    if meta is None:
+        meta = _META[cls] = cls(cls.META_SCHEMA)
+    err = jsonschema.exceptions.best_match(meta.iter_errors(schema))
+    msg = None
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path)
+        msg = f"{where}: {err.message}" if where else err.message
+    _META_CACHE[key] = msg
+    return msg
+
+
+def normalize_schema(schema: object) -> SchemaResult:
+    """An MCP `inputSchema` as a meta-valid Draft 2020-12 object schema (see module doc)."""
+    repairs: list[str] = []
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError:
+            return SchemaResult(None, error="schema is text that is not JSON")
+        repairs.append("json_text")
+    if not isinstance(schema, dict):
+        return SchemaResult(None, error=f"schema is a {type(schema).__name__}, not an object")
+    s: dict[str, Any] = json.loads(dumps(schema))  # a deep copy we may change
+    inner = s.get("properties")
+    if (
+        isinstance(inner, dict)
+        and inner.get("type") == "object"
+        and isinstance(inner.get("properties"), dict)
+    ):
+        repairs.append("nested_schema")  # {"type": "object", "properties": {<a whole schema>}}
+        s = {**{k: v for k, v in s.items() if k != "properties"}, **inner}
+    if "$schema" in s:
+        # One dialect for every shipped schema: the declared one is converted (tuple items,
+        # dependencies, draft-04 exclusive bounds) and the key dropped, so each reads as 2020-12.
+        repairs.append("dialect")
+        del s["$schema"]
+    t = s.get("type")
+    if t is None:
+        repairs.append("missing_type")
+        s["type"] = "object"
+    elif t != "object":
+        if (isinstance(t, list) and "object" in t) or (
+            isinstance(t, str) and t.strip().lower() in ("object", "dict", "map")
+        ):
+            repairs.append("loose_type")
+            s["type"] = "object"
+        else:
+            return SchemaResult(None, error=f"top-level type is {t!r}, not 'object'")
+    _fix(s, repairs)
+    if "properties" not in s:
+        repairs.append("missing_properties")
+        s["properties"] = {}
+    err = meta_error(s)
+    if err is not None:
+        return SchemaResult(None, error=f"not a valid JSON Schema: {err}"[:300])
+    return SchemaResult(s, tuple(dict.fromkeys(repairs)))
+
+
+def repair_schema(raw: dict[str, Any]) -> SchemaResult:
+    """The input schema of a tool entry in either shape (see `normalize_schema`)."""
+    for key in ("input_schema", "inputSchema"):
+        if key in raw:
+            if raw[key] is None:
+                return SchemaResult(None, error="input schema is null")
+            return normalize_schema(raw[key])
+    if "parameters" in raw:
+        return schema_from_parameters(raw["parameters"])
+    return SchemaResult(None, error="no input schema and no parameters")
+
+
+# ---- descriptions ---------------------------------------------------------------------------------
+
+PAGE_CHROME = (
+    re.compile(r"\bDeploy Server\b.*\bTry in Playground\b", re.DOTALL),
+    re.compile(r"^Access and manage servers by signing in\.?$"),
+)
+"""Smithery page text a scraper took for a description ('Deploy Server <title> <id> Try in
+Playground <a tool name>'; the sign-in banner under a pseudo-tool 'Optional Settings')."""
+PLACEHOLDERS = frozenset(
+    {
+        "description not available",
+        "no description",
+        "no description available",
+        "no description provided",
+        "not available",
+        "n a",
+        "na",
+        "none",
+        "null",
+        "undefined",
+        "todo",
+        "tbd",
+        "description",
+        "tool",
+        "missing description",
+        "placeholder",
+    }
+)
+"""Descriptions (lower case, punctuation collapsed) that say nothing."""
+
+
+def _norm_text(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text.casefold()).strip()
+
+
+def canonical_name(name: str) -> str:
+    """Case, separators and punctuation ignored: 'getUser', 'get-user' and 'get_user' are one name."""
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def clean_description(value: object) -> str:
+    """A description as text: docstring indentation removed, ends trimmed ('' when not text)."""
+    return inspect.cleandoc(value).strip() if isinstance(value, str) else ""
+
+
+def boilerplate_reason(name: str, description: str) -> str | None:
+    """Why a description tells a model nothing about the tool, or None when it is informative.
+
+    'empty'; 'page_chrome' (see `PAGE_CHROME`); 'placeholder' (see `PLACEHOLDERS`); 'restates_name'
+    (the name again, whatever the case and separators: 'list_chapters' → 'List Chapters');
+    'too_short' (a single word, or under 4 characters of non-Latin text).
+    """
+    d = description.strip()
+    if not d:
+        return "empty"
+    if any(p.search(d) for p in PAGE_CHROME):
+        return "page_chrome"
+    if _norm_text(d) in PLACEHOLDERS:
+        return "placeholder"
+    if canonical_name(d) == canonical_name(name):
+        return "restates_name"
+    tokens = re.findall(r"\w+", d)
+    if len(tokens) < 2 and (d.isascii() or len(d) < 4):
+        return "too_short"
+    return None
+
+
+# ---- annotations ----------------------------------------------------------------------------------
+
+_HINTS = {
+    "readOnlyHint": "read_only_hint", "destructiveHint": "destructive_hint",
+    "idempotentHint": "idempotent_hint", "openWorldHint": "open_world_hint",
+}  # fmt: skip
+
+
+def annotations_of(raw: object) -> ToolAnnotations:
+    """MCP camelCase annotations (snake_case accepted) as `ToolAnnotations`; values of the wrong type
+    and unknown keys (zod internals, vendor hints) are dropped."""
+    if not isinstance(raw, dict):
+        return ToolAnnotations()
+    out: dict[str, Any] = {}
+    if isinstance(raw.get("title"), str) and raw["title"].strip():
+        out["title"] = raw["title"].strip()
+    for camel, snake in _HINTS.items():
+        v = raw.get(camel, raw.get(snake))
+        if isinstance(v, bool):
+            out[snake] = v
+    return ToolAnnotations(**out)
+
+
+# ---- the pipeline ---------------------------------------------------------------------------------
+
+
+def _parse(e: Entry) -> None:
+    """Name, description, schema and annotations of an entry; `invalid` when unusable."""
+    raw = e.raw
+    if not isinstance(raw, dict):
+        e.bucket, e.reason = "invalid", "entry_not_object"
+        return
+    name = raw.get("name")
+    e.name = name.strip() if isinstance(name, str) else None
+    if not e.name or not re.search(r"[A-Za-z0-9]", e.name):
+        e.bucket, e.reason = "invalid", "no_usable_name"
+        return
+    e.description = clean_description(raw.get("description"))
+    e.annotations = annotations_of(raw.get("annotations"))
+    title = raw.get("title")
+    e.title = title.strip() if isinstance(title, str) and title.strip() else None
+    res = repair_schema(raw)
+    e.schema, e.repairs = res.schema, res.repairs
+    if res.error is not None:
+        e.bucket, e.reason = "invalid", res.error
+
+
+_SHAPE_RANK = {"live": 0, "mcp": 1, "flat": 2}
+
+
+def _rank(e: Entry) -> tuple[Any, ...]:
+    """Keep-best order among copies: a permissive licence first (only it can ship), then the live MCP
+    shape over crawled (flat copies lose types and descriptions), then the more used server, then
+    file and position (deterministic)."""
+    return (not e.server.permissive, _SHAPE_RANK[e.shape], -e.server.usage, e.server.file, e.origin, e.index)
+
+
+def similarity(a: str, b: str) -> float:
+    """Description similarity in [0, 1]: difflib's ratio over case- and punctuation-folded text."""
+    a, b = _norm_text(a), _norm_text(b)
+    if a == b:
+        return 1.0
+    m = SequenceMatcher(None, a, b)
+    if m.real_quick_ratio() < NEAR_THRESHOLD or m.quick_ratio() < NEAR_THRESHOLD:
+        return min(m.quick_ratio(), NEAR_THRESHOLD - 1e-9)  # below the bar either way; exact value unneeded
+    return m.ratio()
+
+
+def dedupe(entries: Iterable[Entry], threshold: float = NEAR_THRESHOLD) -> None:
+    """Mark exact and near duplicates among entries still unbucketed (see module doc), best first."""
+    exact: dict[tuple[str, str, str], Entry] = {}
+    kept: dict[str, list[Entry]] = defaultdict(list)
+    for e in sorted((e for e in entries if e.bucket is None), key=_rank):
+        assert e.name is not None and e.schema is not None
+        canon = canonical_name(e.name)
+        key = (canon, hashlib.sha1(dumps(e.schema, sort_keys=True)).hexdigest(), _norm_text(e.description))
+        if key in exact:
+            e.bucket, e.reason = "duplicate_exact", "same_server" if exact[key].server is e.server else "copy"
+            e.duplicate_of = exact[key].duplicate_of or exact[key]
+            continue
+        exact[key] = e
+        for rep in kept[canon]:
+            if rep.server is e.server:
+                e.bucket, e.reason, e.duplicate_of = "duplicate_near", "same_server_same_name", rep
+                break
+            if similarity(rep.description, e.description) >= threshold:
+                e.bucket, e.reason, e.duplicate_of = "duplicate_near", "similar_description", rep
+                break
+        else:
+            kept[canon].append(e)
+
+
+def assign_names(pairs: list[tuple[str, str]]) -> list[str]:
+    """Exposed names for (server slug, original tool name) pairs: `qualified_name`, and where two
+    pairs would share one (the 64-character cut, or characters outside the charset), each of them
+    gets `_` + a hash of its pair in its last 7 characters. Deterministic and order-independent."""
+    names = [qualified_name(s, t) for s, t in pairs]
+    counts = Counter(names)
+    out = []
+    for (s, t), n in zip(pairs, names, strict=True):
+        if counts[n] > 1:
+            n = f"{n[:57]}_{_short_hash(s, t)}"
+        out.append(n)
+    if len(set(out)) != len(out):  # a hash collision among colliding names: longer hashes, still stable
+        out = [n if counts[q] == 1 else f"{q[:51]}_{_short_hash(s, t, n=12)}" for (s, t), q, n in
+               zip(pairs, names, out, strict=True)]  # fmt: skip
+    if len(set(out)) != len(out):
+        raise ValueError("tool names still collide after hashing")  # pragma: no cover
+    return out
+
+
+def _assign_slugs(servers: list[Server]) -> None:
+    taken: set[str] = set()
+    for s in sorted(servers, key=lambda s: (s.server_id.lower(), s.file)):
+        base = server_slug(s.server_id)
+        if base in RESERVED:
+            base = f"{base}_crawl"
+        slug, k = base, 2
+        while slug in taken:
+            slug, k = f"{base}-{k}", k + 1
+        s.slug = slug
+        taken.add(slug)
+
+
+def _trim(text: str, limit: int = OVERVIEW_MAX) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
+# ---- the report -----------------------------------------------------------------------------------
+
+
+class CrawlReport(Record):
+    """What an import read, dropped, repaired and shipped; the terminal buckets add up to `read`."""
+
+    source: str
+    """The crawl folder as given."""
+    files: int
+    """JSON files found."""
+    servers: int
+    """Files read as a server."""
+    unreadable_files: list[dict[str, str]] = Field(default_factory=list)
+    """{file, reason} of each file that could not be read."""
+    mirrored: int = 0
+    """Crawled entries that repeat a live entry of the same file verbatim (read once, not counted)."""
+    totals: dict[str, int]
+    """read, each terminal bucket, repaired, executable."""
+    by_shape: dict[str, dict[str, int]]
+    """The same counts per entry shape (live, mcp, flat)."""
+    by_category: dict[str, dict[str, int]]
+    """The same counts per primary category, plus servers and domains."""
+    reasons: dict[str, dict[str, int]]
+    """Terminal bucket → reason → entries."""
+    repairs: dict[str, int]
+    """Repair kind → entries it was applied to."""
+    licences: dict[str, dict[str, int]]
+    """SPDX id (or marker, or 'unspecified') → servers, read, licence_excluded, shipped."""
+    licence_strings: list[dict[str, Any]]
+    """Each raw licence string, what it normalised to, and how many servers gave it."""
+    executable: dict[str, Any]
+    """Tools and domains with inferred semantics, by operation."""
+    domains: int
+    """Domains (servers with at least one shipped tool)."""
+    examples: dict[str, list[dict[str, str]]]
+    """Bucket → a few real entries, one per reason first."""
+    settings: dict[str, Any]
+    """Thresholds and limits the import ran with."""
+
+
+@dataclass
+class CrawlImport:
+    """The result of `import_crawl`."""
+
+    domains: list[DomainSpec]
+    report: CrawlReport
+    entries: list[Entry]
+
+
+def _counts(entries: Iterable[Entry]) -> dict[str, int]:
+    c = Counter({"read": 0, **dict.fromkeys(BUCKETS, 0), "repaired": 0, "executable": 0})
+    for e in entries:
+        c["read"] += 1
+        c[e.bucket or "?"] += 1
+        c["repaired"] += bool(e.repairs)
+        c["executable"] += bool(e.tool is not None and e.tool.semantics is not None)
+    return dict(c)
+
+
+def _example(e: Entry) -> dict[str, str]:
+    ex = {"file": e.server.file, "server": e.server.server_id, "tool": str(e.name), "reason": str(e.reason),
+          "description": _trim(e.description, 140)}  # fmt: skip
+    if e.duplicate_of is not None:
+        ex["duplicate_of"] = e.duplicate_of.label
+    if e.bucket == "licence_excluded":
+        ex["license"] = str(e.server.license_raw)
+    return ex
+
+
+def _examples(entries: list[Entry], per_bucket: int = 3) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for bucket in BUCKETS:
+        if bucket == "shipped":
+            continue
+        picked: list[Entry] = []
+        by_reason: dict[str, Entry] = {}
+        for e in entries:
+            if e.bucket == bucket and e.reason not in by_reason:
+                by_reason[str(e.reason)] = e
+        picked = sorted(by_reason.values(), key=lambda e: -sum(x.reason == e.reason for x in entries))
+        picked = picked[:per_bucket]
+        for e in entries:
+            if len(picked) >= per_bucket:
+                break
+            if e.bucket == bucket and e not in picked:
+                picked.append(e)
+        out[bucket] = [_example(e) for e in picked]
+    return out
+
+
+def _report(
+    source: str, files: int, servers: list[Server], unreadable: list[dict[str, str]], mirrored: int,
+    entries: list[Entry], domains: list[DomainSpec],
+) -> CrawlReport:  # fmt: skip
+    totals = _counts(entries)
+    if sum(totals[b] for b in BUCKETS) != totals["read"]:
+        raise RuntimeError(f"buckets do not add up to the entries read: {totals}")  # a bug, never data
+    by_cat: dict[str, list[Entry]] = defaultdict(list)
+    for e in entries:
+        by_cat[e.server.category].append(e)
+    cat_servers = Counter(s.category for s in servers)
+    cat_domains = Counter(d.category for d in domains)
+    by_category = {
+        c: {**_counts(by_cat.get(c, [])), "servers": cat_servers[c], "domains": cat_domains[c]}
+        for c in sorted(cat_servers, key=lambda c: (-_counts(by_cat.get(c, []))["shipped"], c))
+    }
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    repairs: Counter[str] = Counter()
+    for e in entries:
+        reasons[str(e.bucket)][str(e.reason or "ok")] += 1
+        repairs.update(e.repairs)
+    licences: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in servers:
+        licences[s.license or "unspecified"]["servers"] += 1
+    for e in entries:
+        lic = licences[e.server.license or "unspecified"]
+        lic["read"] += 1
+        if e.bucket in ("licence_excluded", "shipped"):
+            lic[e.bucket] += 1
+    raw_strings = Counter((str(s.license_raw), s.license or "unspecified") for s in servers)
+    ops = Counter(t.semantics.operation for d in domains for t in d.tools if t.semantics is not None)
+    executable = {
+        "tools": sum(ops.values()),
+        "domains": sum(any(t.semantics is not None for t in d.tools) for d in domains),
+        "collections": sum(len(d.entities) for d in domains),
+        "by_operation": dict(sorted(ops.items())),
+    }
+    return CrawlReport(
+        source=source,
+        files=files,
+        servers=len(servers),
+        unreadable_files=unreadable,
+        mirrored=mirrored,
+        totals=totals,
+        by_shape={k: _counts(e for e in entries if e.shape == k) for k in _SHAPE_RANK},
+        by_category=by_category,
+        reasons={b: dict(reasons[b].most_common()) for b in BUCKETS if b in reasons},
+        repairs=dict(repairs.most_common()),
+        licences={k: {f: v[f] for f in ("servers", "read", "licence_excluded", "shipped")}
+                  for k, v in sorted(licences.items(), key=lambda kv: (-kv[1]["servers"], kv[0]))},
+        licence_strings=[{"raw": r, "spdx": s, "servers": n} for (r, s), n in raw_strings.most_common()],
+        executable=executable,
+        domains=len(domains),
+        examples=_examples(entries),
+        settings={"near_threshold": NEAR_THRESHOLD, "slug_max": SLUG_MAX, "overview_max": OVERVIEW_MAX,
+                  "reserved_names": sorted(RESERVED)},
+    )  # fmt: skip
+
+
+def import_crawl(directory: Path | str, progress: Callable[[str], None] | None = None) -> CrawlImport:
+    """Read every `*.json` crawl file in `directory` and build the crawl domains (see module doc).
+    `progress(file_name)` is called after each file."""
+    directory = Path(directory)
+    files = sorted(directory.glob("*.json"))
+    servers: list[Server] = []
+    entries: list[Entry] = []
+    unreadable: list[dict[str, str]] = []
+    mirrored = 0
+    for path in files:
+        try:
+            server, raws, mirrors = read_server(path)
+        except CrawlFileError as e:
+            unreadable.append({"file": path.name, "reason": str(e)})
+        except Exception as e:  # a malformed file must never stop the import; it is counted instead
+            unreadable.append({"file": path.name, "reason": f"{type(e).__name__}: {e}"})
+        else:
+            servers.append(server)
+            mirrored += mirrors
+            for origin, i, raw in raws:
+                shape = "live" if origin == "live" else "flat" if isinstance(raw, dict) and "parameters" in raw and \
+                    "input_schema" not in raw and "inputSchema" not in raw else "mcp"  # fmt: skip
+                entries.append(Entry(server=server, origin=origin, index=i, shape=shape, raw=raw))
+        if progress is not None:
+            progress(path.name)
+    _assign_slugs(servers)
+    for e in entries:
+        _parse(e)
+        if e.bucket is None:
+            why = boilerplate_reason(e.name or "", e.description)
+            if why is not None:
+                e.bucket, e.reason = "boilerplate", why
+    dedupe(entries)
+    ship = []
+    for e in entries:
+        if e.bucket is None:
+            if e.server.permissive:
+                e.bucket = "shipped"
+                ship.append(e)
+            else:
+                e.bucket, e.reason = "licence_excluded", e.server.license or "unspecified"
+    names = assign_names([(e.server.slug, e.name or "") for e in ship])
+    per_server: dict[str, list[ToolSpec]] = defaultdict(list)
+    for e, name in zip(ship, names, strict=True):
+        s = e.server
+        e.tool = ToolSpec(
+            name=name,
+            description=e.description,
+            input_schema=e.schema or EMPTY_SCHEMA,
+            title=e.title,
+            annotations=e.annotations,
+            provenance=Provenance(source="crawl", server=s.slug, original_name=e.name or "", package=s.package,
+                                  license=s.license),
+            taxonomy=Taxonomy(category=s.category, domain=s.domain_label),
+        )  # fmt: skip
+        per_server[s.slug].append(e.tool)
+    by_slug = {s.slug: s for s in servers}
+    domains = []
+    for slug in sorted(per_server):
+        s = by_slug[slug]
+        spec = DomainSpec(name=slug, category=s.category, description=_trim(s.overview or s.name),
+                          entities=(), tools=tuple(per_server[slug]))  # fmt: skip
+        inferred, _ = infer_domain(spec)
+        domains.append(inferred)
+    executable = {t.name: t for d in domains for t in d.tools}
+    for e in ship:
+        e.tool = executable[e.tool.name]  # type: ignore[union-attr]
+    report = _report(str(directory), len(files), servers, unreadable, mirrored, entries, domains)
+    return CrawlImport(domains=domains, report=report, entries=entries)
