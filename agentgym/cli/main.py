@@ -20,6 +20,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from agentgym.cli.crawl_cmd import import_crawl_cmd
+from agentgym.cli.generate_cmd import generate_cmd
 from agentgym.cli.runs import console, play, report
 
 app = typer.Typer(
@@ -255,7 +257,8 @@ def tools_list(suite: Annotated[str, typer.Option()] = "starter") -> None:
     console.print(table)
 
 
-tools_app.command("generate")(__import__("agentgym.cli.generate_cmd", fromlist=["generate_cmd"]).generate_cmd)
+tools_app.command("generate")(generate_cmd)
+tools_app.command("import-crawl")(import_crawl_cmd)
 
 
 @model_app.command("prepare")

@@ -47,8 +47,8 @@ from agentgym.spec.tool import Provenance, Taxonomy, ToolAnnotations, ToolSpec, 
 from agentgym.spec.world import DomainSpec
 
 BUCKETS = ("invalid", "boilerplate", "duplicate_exact", "duplicate_near", "licence_excluded", "shipped")
-NEAR_THRESHOLD = 0.85
-"""Description similarity (difflib ratio of normalised text) from which two same-named tools are one."""
+NEAR_THRESHOLD = 0.9
+"""Description similarity (word-level difflib ratio) from which two same-named tools may be one."""
 RESERVED = frozenset({"calendar", "shop", "notes", "messaging"})
 """Starter domain names a crawl server slug must never take."""
 SLUG_MAX = 40
@@ -211,7 +211,6 @@ _SCHEMA_ONE = (
     "propertyNames", "unevaluatedItems", "unevaluatedProperties",
 )  # fmt: skip
 _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True)
@@ -223,11 +222,74 @@ class SchemaResult:
     error: str | None = None
 
 
-def schema_from_parameters(params: object) -> SchemaResult:
+STOPWORDS = frozenset({
+    "a", "an", "the", "of", "from", "in", "into", "to", "for", "by", "with", "on", "at", "and", "or", "new", "all",
+    "any", "your", "its", "this", "that", "is", "are", "be",
+})  # fmt: skip
+_PROSE = re.compile(r"^(?:[A-Z][A-Za-z0-9]*|[a-z0-9]+)$")  # a word, not a lowerCamel or snake_case identifier
+
+
+def clean_flat_parameters(
+    tool: str, description: str, params: list[Any], siblings: Iterable[str] = ()
+) -> tuple[list[Any], tuple[str, ...]]:
+    """Remove what the Smithery page scraper took for parameters, and read the types it gives away.
+
+    The flat lists come from the playground form of a server's page, and carry its chrome: the tool's
+    own name as a header (`scrape_header`); the first words of the description rendered above the
+    form, a run of optional prose words at the start (`scrape_prose`); the names of sibling tools
+    linked below it (`scrape_sibling`); "True"/"False" radio labels after a boolean parameter, and
+    "Add"/"Item" buttons after an array parameter (`scrape_boolean`, `scrape_array`, which also set
+    the type of the parameter they follow). Entries that are not {name: text} dicts are kept for the
+    caller to refuse.
+    """
+    repairs: list[str] = []
+    words = {w.casefold() for w in re.findall(r"\w+", description)}
+    first = next(iter(re.findall(r"\w+", description)), "").casefold()
+    sibling_names = set(siblings) - {tool}
+    out: list[Any] = []
+    prose = True  # at the start of the list, where the page shows the description's first words
+    in_run = False
+    for p in params:
+        name = p.get("name") if isinstance(p, dict) else None
+        if not isinstance(name, str):
+            out.append(p)
+            continue
+        optional = p.get("required") is not True
+        if name == tool and optional:
+            repairs.append("scrape_header")
+            continue
+        if optional and name in ("True", "False"):
+            if out and isinstance(out[-1], dict):
+                out[-1] = {**out[-1], "type": "boolean"}
+            repairs.append("scrape_boolean")
+            continue
+        if optional and name in ("Add", "Item"):
+            if out and isinstance(out[-1], dict):
+                out[-1] = {**out[-1], "type": "array"}
+            repairs.append("scrape_array")
+            continue
+        if optional and name in sibling_names:
+            repairs.append("scrape_sibling")
+            continue
+        if prose and optional and _PROSE.match(name):
+            low = name.casefold()
+            starts = not out and not in_run and (name[0].isupper() or low == first)
+            if starts or (in_run and (name[0].isupper() or low in words or low in STOPWORDS)):
+                in_run = True
+                repairs.append("scrape_prose")
+                continue
+        prose = False
+        out.append(p)
+    return out, tuple(dict.fromkeys(repairs))
+
+
+def schema_from_parameters(params: object, tool: str = "", description: str = "",
+                           siblings: Iterable[str] = ()) -> SchemaResult:  # fmt: skip
     """A flat crawled `parameters: [{name, required, type}]` list as an object schema."""
     if not isinstance(params, list):
         return SchemaResult(None, error=f"parameters is a {type(params).__name__}, not a list")
-    repairs = ["flat_parameters"]
+    params, scraped = clean_flat_parameters(tool, description, params, siblings)
+    repairs = ["flat_parameters", *scraped]
     props: dict[str, Any] = {}
     required: list[str] = []
     for p in params:
@@ -425,15 +487,18 @@ def normalize_schema(schema: object) -> SchemaResult:
     return SchemaResult(s, tuple(dict.fromkeys(repairs)))
 
 
-def repair_schema(raw: dict[str, Any]) -> SchemaResult:
-    """The input schema of a tool entry in either shape (see `normalize_schema`)."""
+def repair_schema(raw: dict[str, Any], siblings: Iterable[str] = ()) -> SchemaResult:
+    """The input schema of a tool entry in either shape (see `normalize_schema`, `schema_from_parameters`);
+    `siblings` are the names of the other tools of its server."""
     for key in ("input_schema", "inputSchema"):
         if key in raw:
             if raw[key] is None:
                 return SchemaResult(None, error="input schema is null")
             return normalize_schema(raw[key])
     if "parameters" in raw:
-        return schema_from_parameters(raw["parameters"])
+        name, desc = raw.get("name"), raw.get("description")
+        return schema_from_parameters(raw["parameters"], name if isinstance(name, str) else "",
+                                      desc if isinstance(desc, str) else "", siblings)  # fmt: skip
     return SchemaResult(None, error="no input schema and no parameters")
 
 
@@ -445,27 +510,16 @@ PAGE_CHROME = (
 )
 """Smithery page text a scraper took for a description ('Deploy Server <title> <id> Try in
 Playground <a tool name>'; the sign-in banner under a pseudo-tool 'Optional Settings')."""
-PLACEHOLDERS = frozenset(
-    {
-        "description not available",
-        "no description",
-        "no description available",
-        "no description provided",
-        "not available",
-        "n a",
-        "na",
-        "none",
-        "null",
-        "undefined",
-        "todo",
-        "tbd",
-        "description",
-        "tool",
-        "missing description",
-        "placeholder",
-    }
-)
+PLACEHOLDERS = frozenset({
+    "description not available", "no description", "no description available", "no description provided",
+    "not available", "n a", "na", "none", "null", "undefined", "todo", "tbd", "description", "tool",
+    "missing description", "placeholder",
+})  # fmt: skip
 """Descriptions (lower case, punctuation collapsed) that say nothing."""
+_NO_DESCRIPTION = re.compile(
+    r"^(?:the )?(?:tool )?description (?:is )?not (?:available|accessible|provided)\b"
+)
+_CODE_WORD = re.compile(r"^(?:[a-z]+[A-Z]\w*|\w*_\w*|[\w-]+\*|[a-z]+(?:-[a-z]+)+)$")
 
 
 def _norm_text(text: str) -> str:
@@ -485,21 +539,30 @@ def clean_description(value: object) -> str:
 def boilerplate_reason(name: str, description: str) -> str | None:
     """Why a description tells a model nothing about the tool, or None when it is informative.
 
-    'empty'; 'page_chrome' (see `PAGE_CHROME`); 'placeholder' (see `PLACEHOLDERS`); 'restates_name'
-    (the name again, whatever the case and separators: 'list_chapters' → 'List Chapters');
-    'too_short' (a single word, or under 4 characters of non-Latin text).
+    'empty'; 'page_chrome' (see `PAGE_CHROME`); 'placeholder' (see `PLACEHOLDERS`, or "Tool
+    description not accessible ..."); 'field_list' (only identifiers, at least half of them
+    code-like — 'description dueDatetime deadlineDate quick-add-task': a form's field names scraped as
+    text); 'restates_name' (the name again, whatever the case and separators: 'list_chapters' →
+    'List Chapters'); 'too_short' (a single word, or under 4 characters of non-Latin text).
     """
     d = description.strip()
     if not d:
         return "empty"
     if any(p.search(d) for p in PAGE_CHROME):
         return "page_chrome"
-    if _norm_text(d) in PLACEHOLDERS:
+    norm = _norm_text(d)
+    if norm in PLACEHOLDERS or _NO_DESCRIPTION.match(norm):
         return "placeholder"
+    words = d.split()
+    if (
+        len(words) >= 2
+        and all(re.fullmatch(r"[\w.*/-]+", w) for w in words)
+        and sum(bool(_CODE_WORD.match(w)) for w in words) * 2 >= len(words)
+    ):
+        return "field_list"
     if canonical_name(d) == canonical_name(name):
         return "restates_name"
-    tokens = re.findall(r"\w+", d)
-    if len(tokens) < 2 and (d.isascii() or len(d) < 4):
+    if len(re.findall(r"\w+", d)) < 2 and (d.isascii() or len(d) < 4):
         return "too_short"
     return None
 
@@ -530,7 +593,7 @@ def annotations_of(raw: object) -> ToolAnnotations:
 # ---- the pipeline ---------------------------------------------------------------------------------
 
 
-def _parse(e: Entry) -> None:
+def _parse(e: Entry, siblings: Iterable[str] = ()) -> None:
     """Name, description, schema and annotations of an entry; `invalid` when unusable."""
     raw = e.raw
     if not isinstance(raw, dict):
@@ -545,7 +608,7 @@ def _parse(e: Entry) -> None:
     e.annotations = annotations_of(raw.get("annotations"))
     title = raw.get("title")
     e.title = title.strip() if isinstance(title, str) and title.strip() else None
-    res = repair_schema(raw)
+    res = repair_schema(raw, siblings)
     e.schema, e.repairs = res.schema, res.repairs
     if res.error is not None:
         e.bucket, e.reason = "invalid", res.error
@@ -562,18 +625,59 @@ def _rank(e: Entry) -> tuple[Any, ...]:
 
 
 def similarity(a: str, b: str) -> float:
-    """Description similarity in [0, 1]: difflib's ratio over case- and punctuation-folded text."""
-    a, b = _norm_text(a), _norm_text(b)
-    if a == b:
+    """Description similarity in [0, 1]: difflib's ratio over the words of case- and
+    punctuation-folded text (word-level, so one changed word in a short description counts fully)."""
+    wa, wb = _norm_text(a).split(), _norm_text(b).split()
+    if wa == wb:
         return 1.0
-    m = SequenceMatcher(None, a, b)
-    if m.real_quick_ratio() < NEAR_THRESHOLD or m.quick_ratio() < NEAR_THRESHOLD:
-        return min(m.quick_ratio(), NEAR_THRESHOLD - 1e-9)  # below the bar either way; exact value unneeded
-    return m.ratio()
+    return SequenceMatcher(None, wa, wb, autojunk=False).ratio()
+
+
+_SENTENCE_START = re.compile(r"(?:^|[.!?:\n]\s*)\W*([A-Za-z]\w*)")
+
+
+def product_names(text: str) -> set[str]:
+    """Mixed-case words not at a sentence start ('GitHub', 'Freshdesk', 'Neon'), case-folded: the
+    products a description names. All-caps words (ID, API, SQL, WARNING) are not counted."""
+    starts = {m.start(1) for m in _SENTENCE_START.finditer(text)}
+    return {
+        m.group(0).casefold() for m in re.finditer(r"\b[A-Za-z][A-Za-z0-9]*\b", text)
+        if m.start() not in starts and not m.group(0).isupper() and not m.group(0).islower()
+    }  # fmt: skip
+
+
+def _argument_names(schema: dict[str, Any] | None) -> set[str]:
+    return {canonical_name(k) for k in ((schema or {}).get("properties") or {})}
+
+
+def near_duplicate(kept: Entry, e: Entry, threshold: float = NEAR_THRESHOLD) -> str | None:
+    """Why `e` is a near duplicate of `kept` (same canonical name assumed), or None.
+
+    'same_server_same_name': a server cannot offer one name twice, so the worse copy is a stale
+    crawl. 'similar_description': another server, description similarity ≥ `threshold`, no product
+    named on one side only (GitLab vs GitHub, Freshdesk vs Freshservice are different tools), and,
+    when both schemas list arguments, at least half of the argument names shared (a fork keeps its
+    interface; two services' `create_event` with different arguments are two tools).
+    """
+    if kept.server is e.server:
+        return "same_server_same_name"
+    if similarity(kept.description, e.description) < threshold:
+        return None
+    words_k = set(re.findall(r"\w+", kept.description.casefold()))
+    words_e = set(re.findall(r"\w+", e.description.casefold()))
+    if product_names(kept.description) - words_e or product_names(e.description) - words_k:
+        return None
+    ak, ae = _argument_names(kept.schema), _argument_names(e.schema)
+    if ak and ae and len(ak & ae) / len(ak | ae) < 0.5:
+        return None
+    return "similar_description"
 
 
 def dedupe(entries: Iterable[Entry], threshold: float = NEAR_THRESHOLD) -> None:
-    """Mark exact and near duplicates among entries still unbucketed (see module doc), best first."""
+    """Mark exact and near duplicates among entries still unbucketed (see module doc), best first.
+
+    Exact: same canonical name, same schema, same folded description as a better copy. Near: see
+    `near_duplicate`, against the copies kept so far (never against a duplicate)."""
     exact: dict[tuple[str, str, str], Entry] = {}
     kept: dict[str, list[Entry]] = defaultdict(list)
     for e in sorted((e for e in entries if e.bucket is None), key=_rank):
@@ -581,16 +685,15 @@ def dedupe(entries: Iterable[Entry], threshold: float = NEAR_THRESHOLD) -> None:
         canon = canonical_name(e.name)
         key = (canon, hashlib.sha1(dumps(e.schema, sort_keys=True)).hexdigest(), _norm_text(e.description))
         if key in exact:
-            e.bucket, e.reason = "duplicate_exact", "same_server" if exact[key].server is e.server else "copy"
-            e.duplicate_of = exact[key].duplicate_of or exact[key]
+            first = exact[key]
+            e.bucket, e.reason = "duplicate_exact", "same_server" if first.server is e.server else "copy"
+            e.duplicate_of = first.duplicate_of or first
             continue
         exact[key] = e
         for rep in kept[canon]:
-            if rep.server is e.server:
-                e.bucket, e.reason, e.duplicate_of = "duplicate_near", "same_server_same_name", rep
-                break
-            if similarity(rep.description, e.description) >= threshold:
-                e.bucket, e.reason, e.duplicate_of = "duplicate_near", "similar_description", rep
+            why = near_duplicate(rep, e, threshold)
+            if why is not None:
+                e.bucket, e.reason, e.duplicate_of = "duplicate_near", why, rep
                 break
         else:
             kept[canon].append(e)
@@ -668,6 +771,9 @@ class CrawlReport(Record):
     """Each raw licence string, what it normalised to, and how many servers gave it."""
     executable: dict[str, Any]
     """Tools and domains with inferred semantics, by operation."""
+    shipped_schemas: dict[str, int]
+    """Shipped tools by where their schema came from: live, mcp (crawled in MCP shape),
+    flat_with_parameters, flat_without_parameters (the page showed no usable form: arguments unknown)."""
     domains: int
     """Domains (servers with at least one shipped tool)."""
     examples: dict[str, list[dict[str, str]]]
@@ -706,24 +812,24 @@ def _example(e: Entry) -> dict[str, str]:
 
 
 def _examples(entries: list[Entry], per_bucket: int = 3) -> dict[str, list[dict[str, str]]]:
+    """Per dropped bucket, the first entry of each of its most common reasons, then more of the first."""
     out: dict[str, list[dict[str, str]]] = {}
-    for bucket in BUCKETS:
-        if bucket == "shipped":
-            continue
-        picked: list[Entry] = []
-        by_reason: dict[str, Entry] = {}
-        for e in entries:
-            if e.bucket == bucket and e.reason not in by_reason:
-                by_reason[str(e.reason)] = e
-        picked = sorted(by_reason.values(), key=lambda e: -sum(x.reason == e.reason for x in entries))
-        picked = picked[:per_bucket]
-        for e in entries:
-            if len(picked) >= per_bucket:
-                break
-            if e.bucket == bucket and e not in picked:
-                picked.append(e)
+    for bucket in BUCKETS[:-1]:
+        mine = [e for e in entries if e.bucket == bucket]
+        freq = Counter(e.reason for e in mine)
+        first: dict[str | None, Entry] = {}
+        for e in mine:
+            first.setdefault(e.reason, e)
+        picked = [first[r] for r, _ in freq.most_common(per_bucket)]
+        picked += [e for e in mine if e not in picked][: per_bucket - len(picked)]
         out[bucket] = [_example(e) for e in picked]
     return out
+
+
+def _schema_kind(e: Entry) -> str:
+    if e.shape != "flat":
+        return e.shape
+    return "flat_with_parameters" if (e.schema or {}).get("properties") else "flat_without_parameters"
 
 
 def _report(
@@ -778,6 +884,7 @@ def _report(
                   for k, v in sorted(licences.items(), key=lambda kv: (-kv[1]["servers"], kv[0]))},
         licence_strings=[{"raw": r, "spdx": s, "servers": n} for (r, s), n in raw_strings.most_common()],
         executable=executable,
+        shipped_schemas=dict(Counter(_schema_kind(e) for e in entries if e.bucket == "shipped").most_common()),
         domains=len(domains),
         examples=_examples(entries),
         settings={"near_threshold": NEAR_THRESHOLD, "slug_max": SLUG_MAX, "overview_max": OVERVIEW_MAX,
@@ -785,11 +892,9 @@ def _report(
     )  # fmt: skip
 
 
-def import_crawl(directory: Path | str, progress: Callable[[str], None] | None = None) -> CrawlImport:
-    """Read every `*.json` crawl file in `directory` and build the crawl domains (see module doc).
-    `progress(file_name)` is called after each file."""
-    directory = Path(directory)
-    files = sorted(directory.glob("*.json"))
+def _read_all(
+    files: list[Path], progress: Callable[[str], None] | None
+) -> tuple[list[Server], list[Entry], list[dict[str, str]], int]:
     servers: list[Server] = []
     entries: list[Entry] = []
     unreadable: list[dict[str, str]] = []
@@ -805,27 +910,42 @@ def import_crawl(directory: Path | str, progress: Callable[[str], None] | None =
             servers.append(server)
             mirrored += mirrors
             for origin, i, raw in raws:
-                shape = "live" if origin == "live" else "flat" if isinstance(raw, dict) and "parameters" in raw and \
-                    "input_schema" not in raw and "inputSchema" not in raw else "mcp"  # fmt: skip
+                flat = (
+                    isinstance(raw, dict)
+                    and "parameters" in raw
+                    and not {"input_schema", "inputSchema"} & set(raw)
+                )
+                shape = "live" if origin == "live" else "flat" if flat else "mcp"
                 entries.append(Entry(server=server, origin=origin, index=i, shape=shape, raw=raw))
         if progress is not None:
             progress(path.name)
-    _assign_slugs(servers)
+    return servers, entries, unreadable, mirrored
+
+
+def _classify(entries: list[Entry]) -> list[Entry]:
+    """Put every entry in its terminal bucket (see module doc); returns the shipped ones in input order."""
+    siblings: dict[str, set[str]] = defaultdict(set)
     for e in entries:
-        _parse(e)
+        if isinstance(e.raw, dict) and isinstance(e.raw.get("name"), str):
+            siblings[e.server.file].add(e.raw["name"])
+    for e in entries:
+        _parse(e, siblings[e.server.file])
         if e.bucket is None:
             why = boilerplate_reason(e.name or "", e.description)
             if why is not None:
                 e.bucket, e.reason = "boilerplate", why
     dedupe(entries)
-    ship = []
     for e in entries:
         if e.bucket is None:
             if e.server.permissive:
                 e.bucket = "shipped"
-                ship.append(e)
             else:
                 e.bucket, e.reason = "licence_excluded", e.server.license or "unspecified"
+    return [e for e in entries if e.bucket == "shipped"]
+
+
+def _build_domains(ship: list[Entry], servers: list[Server]) -> list[DomainSpec]:
+    """One DomainSpec per server with shipped tools, through `infer_domain`; sets each `Entry.tool`."""
     names = assign_names([(e.server.slug, e.name or "") for e in ship])
     per_server: dict[str, list[ToolSpec]] = defaultdict(list)
     for e, name in zip(ship, names, strict=True):
@@ -833,7 +953,7 @@ def import_crawl(directory: Path | str, progress: Callable[[str], None] | None =
         e.tool = ToolSpec(
             name=name,
             description=e.description,
-            input_schema=e.schema or EMPTY_SCHEMA,
+            input_schema=e.schema or {},
             title=e.title,
             annotations=e.annotations,
             provenance=Provenance(source="crawl", server=s.slug, original_name=e.name or "", package=s.package,
@@ -847,10 +967,21 @@ def import_crawl(directory: Path | str, progress: Callable[[str], None] | None =
         s = by_slug[slug]
         spec = DomainSpec(name=slug, category=s.category, description=_trim(s.overview or s.name),
                           entities=(), tools=tuple(per_server[slug]))  # fmt: skip
-        inferred, _ = infer_domain(spec)
-        domains.append(inferred)
-    executable = {t.name: t for d in domains for t in d.tools}
+        domains.append(infer_domain(spec)[0])
+    final = {t.name: t for d in domains for t in d.tools}
     for e in ship:
-        e.tool = executable[e.tool.name]  # type: ignore[union-attr]
+        e.tool = final[e.tool.name]  # type: ignore[union-attr]  # the tool with its inferred semantics
+    return domains
+
+
+def import_crawl(directory: Path | str, progress: Callable[[str], None] | None = None) -> CrawlImport:
+    """Read every `*.json` crawl file in `directory` and build the crawl domains (see module doc).
+    `progress(file_name)` is called after each file is read."""
+    directory = Path(directory)
+    files = sorted(directory.glob("*.json"))
+    servers, entries, unreadable, mirrored = _read_all(files, progress)
+    _assign_slugs(servers)
+    ship = _classify(entries)
+    domains = _build_domains(ship, servers)
     report = _report(str(directory), len(files), servers, unreadable, mirrored, entries, domains)
     return CrawlImport(domains=domains, report=report, entries=entries)
