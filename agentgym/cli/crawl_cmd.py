@@ -20,8 +20,11 @@ from rich.table import Table
 from agentgym.cli.runs import console
 
 _WHY = {
-    "invalid": "no usable name (nothing ASCII-alphanumeric to namespace), or a schema that no repair makes a "
-    "meta-valid Draft 2020-12 object schema.",
+    "invalid": "no usable name (nothing ASCII-alphanumeric to namespace); a schema that no repair makes a "
+    "meta-valid Draft 2020-12 object schema; or `arguments_unknown`: a flat crawled entry whose page showed no "
+    "parameter (once the page's chrome is removed) and whose description documents none. In this dump 15% of "
+    "live tools take no argument but about 60% of flat entries show none, and most of those whose name a live "
+    "tool shares have a live namesake that takes arguments: an empty schema would mostly be a wrong one.",
     "boilerplate": "the description tells a model nothing: empty; Smithery page chrome ('Deploy Server … Try in "
     "Playground <tool>', the sign-in banner of a pseudo-tool 'Optional Settings'); a placeholder ('Description "
     "not available'); a list of form field names; the tool name restated; a single word.",
@@ -56,6 +59,7 @@ _REPAIRS = {
     "bad_properties": "a `properties` that is not an object removed",
     "dependencies": "draft-07 `dependencies` split into `dependentRequired` / `dependentSchemas`",
     "duplicate_parameter": "a parameter listed twice kept once",
+    "docstring_args": "no parameter on the page: parameters read from the description's `Args:` section",
     "json_text": "a schema given as JSON text parsed",
 }
 
@@ -68,6 +72,29 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
         "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows
     ]
     return "\n".join(lines)
+
+
+def _limits(report: dict[str, Any]) -> list[str]:
+    d, n = report["docstring_check"], report["shipped_schemas"]
+    line = (
+        f"- {n.get('flat_docstring', 0)} shipped flat tools have parameters read from their description's "
+        "`Args:` section (`crawl.args_from_docstring`); types default to string."
+    )
+    if d["tools"]:
+        line += (
+            f" Checked on the {d['tools']} live tools whose descriptions have one: names exactly right for "
+            f"{d['names_exact']:.0%} of tools (precision {d['precision']:.0%}, recall {d['recall']:.0%}); the "
+            f"required flag, guessed from 'optional' and 'default', right for {d['required_right']:.0%} of "
+            "parameters."
+        )
+    out = [line]
+    if n.get("flat_without_parameters"):
+        out.append(
+            f"- {n['flat_without_parameters']} shipped tools (kept by `--keep-unknown-arguments`) come from flat "
+            "lists that name no parameter: their schema is an open object, and the description is the only "
+            "guide to what they take."
+        )
+    return out
 
 
 def render_report_md(report: dict[str, Any], command: str) -> str:
@@ -195,10 +222,8 @@ def render_report_md(report: dict[str, Any], command: str) -> str:
         "",
         "## Known limits",
         "",
-        f"- {report['shipped_schemas'].get('flat_without_parameters', 0)} shipped tools come from flat crawled "
-        "lists that, once the page's chrome is removed, name no parameter: their schema is an open object "
-        "(any arguments accepted), and the description is the only guide to what they take.",
-        "- Flat parameters are all typed `string` in the dump (except those the page's boolean and array "
+        *_limits(report),
+        "- Flat parameters from the page are all typed `string` in the dump (except those its boolean and array "
         "widgets give away), and carry no descriptions.",
         "- Tool-level de-duplication can leave a fork's domain with only the tools it added; the original "
         "server's domain holds the rest.",
@@ -214,6 +239,13 @@ def import_crawl_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Repository root to write crawl/ under (default: tools/).")
     ] = None,
+    keep_unknown_arguments: Annotated[
+        bool,
+        typer.Option(
+            "--keep-unknown-arguments",
+            help="Ship flat entries whose arguments the crawl did not capture, with an empty object schema.",
+        ),
+    ] = False,
 ) -> None:
     """Import a crawl dump: clean, de-duplicate and licence-check its tools, then save them as domains."""
     from agentgym.repository.crawl import import_crawl
@@ -229,25 +261,19 @@ def import_crawl_cmd(
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("reading crawl files", total=len(files))
-        result = import_crawl(dir, progress=lambda _name: progress.advance(bar))
+        result = import_crawl(
+            dir, progress=lambda _name: progress.advance(bar), keep_unknown_arguments=keep_unknown_arguments
+        )
     report = result.report
     t = report.totals
     table = Table(title=f"{t['shipped']} of {t['read']} tools shipped in {report.domains} domains")
-    for col in (
-        "category",
-        "servers",
-        "read",
-        "boilerplate",
-        "duplicate",
-        "licence excl.",
-        "shipped",
-        "executable",
-    ):
-        table.add_column(col, justify="left" if col == "category" else "right")
+    table.add_column("category", no_wrap=True, max_width=18)
+    for col in ("read", "invalid", "boiler", "dup", "licence", "shipped", "exec"):
+        table.add_column(col, justify="right", min_width=4, no_wrap=True)
     for cat, c in report.by_category.items():
-        table.add_row(cat, str(c["servers"]), str(c["read"]), str(c["boilerplate"]),
-                      str(c["duplicate_exact"] + c["duplicate_near"]), str(c["licence_excluded"]),
-                      str(c["shipped"]), str(c["executable"]))  # fmt: skip
+        cells = (c["read"], c["invalid"], c["boilerplate"], c["duplicate_exact"] + c["duplicate_near"],
+                 c["licence_excluded"], c["shipped"], c["executable"])  # fmt: skip
+        table.add_row(cat, *map(str, cells))
     console.print(table)
     console.print(
         f"invalid {t['invalid']}, boilerplate {t['boilerplate']}, duplicate {t['duplicate_exact']} exact + "
@@ -256,9 +282,9 @@ def import_crawl_cmd(
     )
     if report.unreadable_files:
         console.print(f"[yellow]{len(report.unreadable_files)} unreadable files[/] (see report.json)")
-    command = f"agentgym tools import-crawl {shlex.quote(str(dir))}" + (
-        f" --out {shlex.quote(str(out))}" if out is not None else ""
-    )
+    command = f"agentgym tools import-crawl {shlex.quote(str(dir))}"
+    command += f" --out {shlex.quote(str(out))}" if out is not None else ""
+    command += " --keep-unknown-arguments" if keep_unknown_arguments else ""
     path = save_domains("crawl", result.domains, out)
     data = {**report.model_dump(mode="json"), "command": command}
     (path.parent / "report.json").write_text(

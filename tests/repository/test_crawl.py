@@ -22,8 +22,10 @@ from agentgym.repository.crawl import (
     RESERVED,
     SLUG_MAX,
     annotations_of,
+    args_from_docstring,
     assign_names,
     boilerplate_reason,
+    clean_description,
     clean_flat_parameters,
     import_crawl,
     meta_error,
@@ -209,6 +211,43 @@ def test_flat_scrape_artefacts_removed():
     kept, _ = clean_flat_parameters("f", "Build a Netlify function", [{"name": n, "required": False} for n in
                                     ("Build", "a", "Netlify", "function", "src")])  # fmt: skip
     assert [p["name"] for p in kept] == ["src"]
+
+
+def test_args_from_docstring():
+    desc = (
+        "Read data from a worksheet. Args: ctx: The FastMCP context. filepath: Path to Excel file "
+        "sheet_name (str): Name of worksheet (see Valid names: a, b) limit (int, optional): Rows (max: 100) "
+        "Returns: JSON"
+    )
+    assert args_from_docstring(desc) == [
+        {"name": "filepath", "required": True, "type": "string", "description": "Path to Excel file"},
+        {"name": "sheet_name", "required": True, "type": "string",
+         "description": "Name of worksheet (see Valid names: a, b)"},
+        {"name": "limit", "required": False, "type": "integer", "description": "Rows (max: 100)"},
+    ]  # fmt: skip
+    # numpy style with newlines; a listing ('Valid periods:') is not a parameter; a default makes it optional
+    desc = "Get prices.\nArgs:\n    ticker: str\n        The ticker\n    period: Valid periods: 1d, 5d. Default 1d\n"
+    assert [(p["name"], p["type"], p["required"]) for p in args_from_docstring(desc)] == [
+        ("ticker", "string", True),
+        ("period", "string", False),
+    ]
+    assert args_from_docstring("Get the weather for a city: returns the forecast") == []
+
+
+def test_flat_entry_without_parameters_reads_its_docstring():
+    res = schema_from_parameters([{"name": "get_post", "required": False, "type": "string"}], "get_post",
+                                 "Fetch a post. Args: post_id: Reddit post ID Returns: the post")  # fmt: skip
+    assert "docstring_args" in res.repairs and res.schema == {
+        "type": "object",
+        "properties": {"post_id": {"type": "string", "description": "Reddit post ID"}},
+        "required": ["post_id"],
+    }
+
+
+def test_clean_description_drops_name_label():
+    assert clean_description("Name: get_ip_report Description: Get an IP report.") == "Get an IP report."
+    assert clean_description("  Get\n  an IP report.  ") == "Get\nan IP report."
+    assert clean_description(None) == ""
 
 
 def test_annotations_camel_case():
@@ -408,10 +447,21 @@ def test_synthetic_import_buckets_and_keep_best(dump):
     assert by[("@flat/notes", "delete_note")][0].reason == "placeholder"
     assert by[("@flat/notes", "share_note")][0].reason == "page_chrome"
     assert by[("@flat/notes", "高德")][0].reason == "no_usable_name"
+    # the page showed only the tool's own name: arguments unknown, not "no arguments"
+    assert (by[("@flat/notes", "list_notes")][0].bucket, by[("@flat/notes", "list_notes")][0].reason) == (
+        "invalid",
+        "arguments_unknown",
+    )
     note = by[("@flat/notes", "create_note")][0]
     assert note.bucket == "shipped" and note.shape == "flat"
     assert note.tool.input_schema == {"type": "object", "properties": {"title": {"type": "string"},
                                       "body": {"type": "string"}}, "required": ["title"]}  # fmt: skip
+
+
+def test_keep_unknown_arguments_ships_an_empty_schema(dump):
+    by = _by(import_crawl(dump, keep_unknown_arguments=True))
+    (e,) = by[("@flat/notes", "list_notes")]
+    assert e.bucket == "shipped" and e.tool.input_schema == {"type": "object", "properties": {}}
 
 
 def test_keep_best_prefers_permissive_then_live_then_usage(tmp_path):
@@ -501,6 +551,18 @@ def test_cli_writes_domains_and_reports(dump, tmp_path):
     assert len(repo) == report["totals"]["shipped"]
 
 
+def test_cli_keep_unknown_arguments(dump, tmp_path):
+    res = CliRunner().invoke(_cli(), [str(dump), "--out", str(tmp_path), "--keep-unknown-arguments"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "crawl" / "report.json").read_text())
+    assert (
+        report["command"].endswith(" --keep-unknown-arguments")
+        and report["settings"]["keep_unknown_arguments"]
+    )
+    assert report["shipped_schemas"]["flat_without_parameters"] >= 1
+    assert "--keep-unknown-arguments" in (tmp_path / "crawl" / "REPORT.md").read_text()
+
+
 # ---- the real shipped data ------------------------------------------------------------------------
 
 CRAWL = tools_dir() / "crawl"
@@ -527,10 +589,17 @@ def test_real_report_adds_up(shipped):
     assert t["shipped"] == sum(len(d["tools"]) for d in shipped) > 3000
     assert t["executable"] == sum(tool.get("semantics") is not None for d in shipped for tool in d["tools"])
     assert rep["domains"] == len(shipped)
+    # only a live server's own schema may say "no arguments"; flat entries without any are not shipped
+    assert rep["settings"]["keep_unknown_arguments"] is False
+    assert "flat_without_parameters" not in rep["shipped_schemas"]
+    no_args = sum(not t["input_schema"]["properties"] for d in shipped for t in d["tools"])
+    assert no_args <= rep["shipped_schemas"]["live"]
+    assert rep["docstring_check"]["tools"] > 100 and rep["docstring_check"]["names_exact"] > 0.85
     assert rep["command"] == "agentgym tools import-crawl ../shared/data/mcp-crawl/smithery-toucan"
 
 
 def test_real_tools_meta_valid_and_permissive(shipped):
+    """Every shipped tool has a meta-valid schema, a permissive licence and a unique name."""
     names = set()
     for d in shipped:
         assert d["name"] not in RESERVED

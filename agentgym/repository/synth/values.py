@@ -236,7 +236,8 @@ def value(attr: AttributeBlueprint, rng: random.Random, *, entity: str, domain: 
     if t == "phone":
         return f"+{rng.randint(1, 99)} {rng.randint(100, 999)} {rng.randint(1000, 9999)}"
     if t == "code":
-        return f"{entity[:3].upper()}-{rng.randint(1000, 99999)}"
+        head = (re.sub(r"[^A-Za-z0-9]", "", entity)[:3] or "REF").upper()
+        return f"{head}-{rng.randint(1000, 99999)}"
     if t == "tags":
         return sorted(rng.sample(WORDS, 2))
     if t == "text":
