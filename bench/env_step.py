@@ -98,16 +98,22 @@ def model_speed(n: int) -> dict[str, float]:
     short = [{"role": "user", "content": "Write a short paragraph about the sea."}]
     rates = []
     for i in range(n):
-        c = asyncio.run(model.generate(short, None, SamplingParams(max_new_tokens=96, temperature=0.7, seed=i)))
+        c = asyncio.run(
+            model.generate(short, None, SamplingParams(max_new_tokens=96, temperature=0.7, seed=i))
+        )
         rates.append(len(c.token_ids) / (c.gen_ms / 1000))
     suite = load_suite("starter")
     task = suite.tasks["calendar-dentist-time"]
     tools = [t.openai_schema() for t in suite.tools_for(task.agent_id)]
-    msgs = [{"role": "system", "content": suite.agents[task.agent_id].system_prompt},
-            {"role": "user", "content": task.instruction}]
+    msgs = [
+        {"role": "system", "content": suite.agents[task.agent_id].system_prompt},
+        {"role": "user", "content": task.instruction},
+    ]
     turns = []
     for i in range(n):
-        c = asyncio.run(model.generate(msgs, tools, SamplingParams(max_new_tokens=64, temperature=0.7, seed=i)))
+        c = asyncio.run(
+            model.generate(msgs, tools, SamplingParams(max_new_tokens=64, temperature=0.7, seed=i))
+        )
         turns.append((c.gen_ms / 1000, len(c.token_ids), c.prompt_tokens))
     return {
         "load_s": round(load_s, 2),

@@ -34,8 +34,12 @@ def bench_import(repeats: int) -> dict:
     rep = result.report if hasattr(result, "report") else {}
     read = rep.get("read") if isinstance(rep, dict) else getattr(rep, "read", None)
     med = statistics.median(times)
-    return {"files": len(list(CRAWL.glob("*.json"))), "tool_entries_read": read, "seconds_median": round(med, 2),
-            "entries_per_s": round(read / med) if read else None}
+    return {
+        "files": len(list(CRAWL.glob("*.json"))),
+        "tool_entries_read": read,
+        "seconds_median": round(med, 2),
+        "entries_per_s": round(read / med) if read else None,
+    }
 
 
 def bench_generate(repeats: int) -> dict:
@@ -48,8 +52,12 @@ def bench_generate(repeats: int) -> dict:
             times.append(time.perf_counter() - t0)
             tools, domains = rep.tools, rep.domains
         med = statistics.median(times)
-        out[f"workers_{workers}"] = {"domains": domains, "tools": tools, "seconds_median": round(med, 2),
-                                     "tools_per_s": round(tools / med)}
+        out[f"workers_{workers}"] = {
+            "domains": domains,
+            "tools": tools,
+            "seconds_median": round(med, 2),
+            "tools_per_s": round(tools / med),
+        }
     return out
 
 
@@ -65,12 +73,16 @@ def bench_load(repeats: int) -> dict:
         full.append(time.perf_counter() - t0 + lazy[-1])
         n = len(repo)
     per = 10_000 / max(n, 1)
-    return {"tools": n, "by_source": {s: sum(len(repo.raw_domain(d).get("tools", [])) for d in repo.domain_names(s))
-                                      for s in SOURCES},
-            "lazy_load_s_median": round(statistics.median(lazy), 3),
-            "lazy_load_s_per_10k": round(statistics.median(lazy) * per, 3),
-            "validated_load_s_median": round(statistics.median(full), 3),
-            "validated_load_s_per_10k": round(statistics.median(full) * per, 3)}
+    return {
+        "tools": n,
+        "by_source": {
+            s: sum(len(repo.raw_domain(d).get("tools", [])) for d in repo.domain_names(s)) for s in SOURCES
+        },
+        "lazy_load_s_median": round(statistics.median(lazy), 3),
+        "lazy_load_s_per_10k": round(statistics.median(lazy) * per, 3),
+        "validated_load_s_median": round(statistics.median(full), 3),
+        "validated_load_s_per_10k": round(statistics.median(full) * per, 3),
+    }
 
 
 def main() -> None:

@@ -5,6 +5,11 @@ agentgym run                  any suite, any policy (embedded, oracle, noop, a l
 agentgym tasks validate       every task: oracle 1.0, do-nothing < 0.5
 agentgym tasks list           the tasks of a suite
 agentgym tools list           the tools of a suite's world
+agentgym tools import-crawl   real tools from crawl dumps
+agentgym tools generate       synthetic domains and tools
+agentgym tools stats          the repository by source, category, schema complexity
+agentgym tools search QUERY   find tools by what they do
+agentgym tools map            a 2-D map of real and synthetic tools, as PNG
 agentgym model prepare        convert and cache the embedded model
 agentgym envs                 the registered Gymnasium ids
 """
@@ -22,6 +27,7 @@ from rich.table import Table
 
 from agentgym.cli.crawl_cmd import import_crawl_cmd
 from agentgym.cli.generate_cmd import generate_cmd
+from agentgym.cli.repo_cmds import map_cmd, search_cmd, stats_cmd
 from agentgym.cli.runs import console, play, report
 
 app = typer.Typer(
@@ -259,6 +265,9 @@ def tools_list(suite: Annotated[str, typer.Option()] = "starter") -> None:
 
 tools_app.command("generate")(generate_cmd)
 tools_app.command("import-crawl")(import_crawl_cmd)
+tools_app.command("stats")(stats_cmd)
+tools_app.command("search")(search_cmd)
+tools_app.command("map")(map_cmd)
 
 
 @model_app.command("prepare")

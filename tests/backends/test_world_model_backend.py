@@ -16,14 +16,21 @@ from agentgym.world.state import WorldState
 
 
 def tool(name, ro=None, output=None):
-    return ToolSpec(name=f"wx__{name}", description="Weather and alerts.", output_schema=output,
-                    input_schema={"type": "object", "properties": {"city": {"type": "string"}}},
-                    annotations=ToolAnnotations(read_only_hint=ro),
-                    provenance=Provenance(source="crawl", server="wx", original_name=name),
-                    taxonomy=Taxonomy(category="Weather", domain="wx"))
+    return ToolSpec(
+        name=f"wx__{name}",
+        description="Weather and alerts.",
+        output_schema=output,
+        input_schema={"type": "object", "properties": {"city": {"type": "string"}}},
+        annotations=ToolAnnotations(read_only_hint=ro),
+        provenance=Provenance(source="crawl", server="wx", original_name=name),
+        taxonomy=Taxonomy(category="Weather", domain="wx"),
+    )
 
 
-FORECAST = tool("get_forecast", output={"type": "object", "required": ["temp_c"], "properties": {"temp_c": {"type": "number"}}})
+FORECAST = tool(
+    "get_forecast",
+    output={"type": "object", "required": ["temp_c"], "properties": {"temp_c": {"type": "number"}}},
+)
 SUBSCRIBE = tool("subscribe_alerts", ro=False)
 
 
@@ -55,7 +62,11 @@ def test_schema_violations_are_retried_then_a_typed_error(scripted):
     m2 = scripted(["not json at all"])
     ep = episode()
     r = run(WorldModelBackend(m2, retries=1), FORECAST, {"city": "Oslo"}, ep)
-    assert r.error == "invalid_output" and len(m2.prompts) == 2 and ep.extras["world_model"]["invalid_output"] == 1
+    assert (
+        r.error == "invalid_output"
+        and len(m2.prompts) == 2
+        and ep.extras["world_model"]["invalid_output"] == 1
+    )
 
 
 def test_read_only_tools_may_not_patch_and_writes_stay_in_namespace(scripted):
@@ -65,7 +76,9 @@ def test_read_only_tools_may_not_patch_and_writes_stay_in_namespace(scripted):
     assert ep.state.get("wx.subscriptions", "sub_1") is None
     assert ep.extras["world_model"]["patches_refused_read_only"] == 1
     foreign = {"op": "put", "collection": "bank.accounts", "record": {"id": "a1", "balance": 1e9}}
-    r = run(WorldModelBackend(scripted([reply({"ok": True}, [put, foreign])])), SUBSCRIBE, {"city": "Oslo"}, ep)
+    r = run(
+        WorldModelBackend(scripted([reply({"ok": True}, [put, foreign])])), SUBSCRIBE, {"city": "Oslo"}, ep
+    )
     assert r.ok and ep.state.get("wx.subscriptions", "sub_1") == {"id": "sub_1", "city": "Oslo"}
     assert ep.state.get("bank.accounts", "a1") is None and ep.extras["world_model"]["patch_ops_refused"] == 1
     assert ep.state.log[-1][:2] == ("wx.subscriptions", "sub_1")

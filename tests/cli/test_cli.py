@@ -28,8 +28,17 @@ def test_tasks_validate_exits_zero_on_the_starter_suite():
 
 
 def test_run_oracle_writes_and_resumes(tmp_path):
-    args = ["run", "--model", "oracle", "--tasks", "calendar-create-gym,calendar-maria-leaves", "--seeds", "2",
-            "--out", str(tmp_path)]
+    args = [
+        "run",
+        "--model",
+        "oracle",
+        "--tasks",
+        "calendar-create-gym,calendar-maria-leaves",
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     trajs = list(read_jsonl(tmp_path / "trajectories.jsonl", Trajectory))
@@ -44,12 +53,15 @@ def test_run_oracle_writes_and_resumes(tmp_path):
     assert len(lines) == 4  # nothing re-run, nothing duplicated, torn line dropped
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["run", "--suite", "nope"], "no suite"),
-    (["run", "--model", "oracle", "--tasks", "nope"], "unknown task"),
-    (["run", "--model", "oracle", "--faults", "{bad"], "--faults"),
-    (["run", "--model", "not-a-model", "--tasks", "calendar-create-gym"], "unknown model"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["run", "--suite", "nope"], "no suite"),
+        (["run", "--model", "oracle", "--tasks", "nope"], "unknown task"),
+        (["run", "--model", "oracle", "--faults", "{bad"], "--faults"),
+        (["run", "--model", "not-a-model", "--tasks", "calendar-create-gym"], "unknown model"),
+    ],
+)
 def test_bad_input_is_a_clear_error(args, msg, tmp_path):
     res = runner.invoke(app, [*args, "--out", str(tmp_path)])
     assert res.exit_code == 2 and msg in res.output
@@ -57,7 +69,9 @@ def test_bad_input_is_a_clear_error(args, msg, tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_the_embedded_model(tmp_path):
-    res = runner.invoke(app, ["demo", "--n", "2", "--max-turns", "1", "--max-new-tokens", "16", "--out", str(tmp_path)])
+    res = runner.invoke(
+        app, ["demo", "--n", "2", "--max-turns", "1", "--max-new-tokens", "16", "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     trajs = list(read_jsonl(tmp_path / "trajectories.jsonl", Trajectory))
     assert len(trajs) == 2 and all(t.turns[0].token_ids for t in trajs)

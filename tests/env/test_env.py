@@ -41,8 +41,10 @@ def test_registered_ids_make_reset_step(env_id):
 def test_check_env_passes_on_registered_env():
     env = gym.make("agentgym/Starter-v0")
     check_env(env.unwrapped, skip_render_check=True)
-    check_env(ToolUseEnv("starter", config={"faults": {"default": {"timeout": 0.3, "partial_result": 0.3}}}),
-              skip_render_check=True)
+    check_env(
+        ToolUseEnv("starter", config={"faults": {"default": {"timeout": 0.3, "partial_result": 0.3}}}),
+        skip_render_check=True,
+    )
 
 
 def test_observations_lie_in_space_even_with_unicode(env):
@@ -65,9 +67,18 @@ def test_oracle_episode_scores_one_and_reports_breakdown(env, starter):
     assert decode_observation(obs) == []
     assert (r, term, trunc) == (1.0, True, False)
     assert info["end_reason"] == "answered" and info["passed"]
-    assert {c["id"] for c in info["rubric"]["criteria"]} == {"cancelled", "used-cancel", "not-deleted", "no-collateral"}
+    assert {c["id"] for c in info["rubric"]["criteria"]} == {
+        "cancelled",
+        "used-cancel",
+        "not-deleted",
+        "no-collateral",
+    }
     traj = env.trajectory(policy="test")
-    assert traj.reward == 1.0 and traj.terminated and [m.role for m in traj.messages][:3] == ["system", "user", "assistant"]
+    assert (
+        traj.reward == 1.0
+        and traj.terminated
+        and [m.role for m in traj.messages][:3] == ["system", "user", "assistant"]
+    )
     assert any(ch.id == "evt_0011" for t in traj.turns for ch in t.changes)
     assert [c.id for c in traj.state_diff] == ["evt_0011"]
 
@@ -79,19 +90,34 @@ def test_forbidden_gate_zeroes_score(env):
     assert info["score"] == 0.0 and info["rubric"]["gated"]
 
 
-@pytest.mark.parametrize("action, kind", [
-    ('<tool_call>{"name": "calendar__get_event", "arguments": {oops}}</tool_call>', "parse_error"),
-    ('<tool_call>{"arguments": {}}</tool_call>', "parse_error"),
-    (hermes(("calendar__teleport", {})), "unknown_tool"),
-    (hermes(("calendar__get_event", {})), "invalid_arguments"),
-    (hermes(("calendar__get_event", {"event_id": 7})), "invalid_arguments"),
-    (hermes(("calendar__get_event", {"event_id": "evt_0001", "extra": 1})), "invalid_arguments"),
-    (hermes(("calendar__get_event", {"event_id": "evt_9999"})), "not_found"),
-    (hermes(("calendar__cancel_event", {"event_id": "evt_0013"})), "precondition_failed"),
-    (hermes(("calendar__create_event", {"calendar_id": "cal_0001", "title": "x", "start": "2026-03-03T10:00:00Z",
-                                         "end": "2026-03-03T09:00:00Z"})), "invalid_arguments"),
-    ("get_event(7)", "parse_error"),
-])
+@pytest.mark.parametrize(
+    "action, kind",
+    [
+        ('<tool_call>{"name": "calendar__get_event", "arguments": {oops}}</tool_call>', "parse_error"),
+        ('<tool_call>{"arguments": {}}</tool_call>', "parse_error"),
+        (hermes(("calendar__teleport", {})), "unknown_tool"),
+        (hermes(("calendar__get_event", {})), "invalid_arguments"),
+        (hermes(("calendar__get_event", {"event_id": 7})), "invalid_arguments"),
+        (hermes(("calendar__get_event", {"event_id": "evt_0001", "extra": 1})), "invalid_arguments"),
+        (hermes(("calendar__get_event", {"event_id": "evt_9999"})), "not_found"),
+        (hermes(("calendar__cancel_event", {"event_id": "evt_0013"})), "precondition_failed"),
+        (
+            hermes(
+                (
+                    "calendar__create_event",
+                    {
+                        "calendar_id": "cal_0001",
+                        "title": "x",
+                        "start": "2026-03-03T10:00:00Z",
+                        "end": "2026-03-03T09:00:00Z",
+                    },
+                )
+            ),
+            "invalid_arguments",
+        ),
+        ("get_event(7)", "parse_error"),
+    ],
+)
 def test_every_bad_call_gets_a_typed_error_and_is_counted(env, action, kind):
     env.reset(seed=0, options={"task_id": TASK})
     obs, r, term, trunc, info = env.step(action)
@@ -115,9 +141,13 @@ def test_unknown_tool_error_suggests_close_names(env):
 
 def test_parallel_calls_run_in_order_and_each_is_answered(env):
     env.reset(seed=0, options={"task_id": "calendar-sick-thursday"})
-    obs, *_ = env.step(hermes(("calendar__cancel_event", {"event_id": "evt_0006"}),
-                              ("calendar__cancel_event", {"event_id": "evt_0006"}),
-                              ("calendar__get_event", {"event_id": "evt_0006"})))
+    obs, *_ = env.step(
+        hermes(
+            ("calendar__cancel_event", {"event_id": "evt_0006"}),
+            ("calendar__cancel_event", {"event_id": "evt_0006"}),
+            ("calendar__get_event", {"event_id": "evt_0006"}),
+        )
+    )
     msgs = decode_observation(obs)
     assert [m["tool_call_id"] for m in msgs] == ["call_0_0", "call_0_1", "call_0_2"]
     assert json.loads(msgs[0]["content"])["status"] == "cancelled"
@@ -147,9 +177,19 @@ def test_reasoning_is_kept_and_never_executed(env):
 
 def test_structured_openai_action_with_tokens(env):
     env.reset(seed=0, options={"task_id": TASK})
-    action = {"role": "assistant", "content": None, "token_ids": [1, 2, 3], "logprobs": [-0.1, -0.2, -0.3],
-              "tool_calls": [{"id": "abc", "type": "function",
-                              "function": {"name": "calendar__get_event", "arguments": '{"event_id": "evt_0011"}'}}]}
+    action = {
+        "role": "assistant",
+        "content": None,
+        "token_ids": [1, 2, 3],
+        "logprobs": [-0.1, -0.2, -0.3],
+        "tool_calls": [
+            {
+                "id": "abc",
+                "type": "function",
+                "function": {"name": "calendar__get_event", "arguments": '{"event_id": "evt_0011"}'},
+            }
+        ],
+    }
     obs, *_ = env.step(action)
     assert decode_observation(obs)[0]["tool_call_id"] == "abc"
     turn = env.trajectory().turns[0]
@@ -177,8 +217,19 @@ def test_truncation_on_token_budget(starter):
 
 def test_multi_turn_scripted_user(env):
     env.reset(seed=0, options={"task_id": "calendar-lunch-then-invite"})
-    env.step(hermes(("calendar__create_event", {"calendar_id": "cal_0002", "title": "Lunch with Ben",
-                                                "start": "2026-03-09T12:00:00Z", "end": "2026-03-09T13:00:00Z"})))
+    env.step(
+        hermes(
+            (
+                "calendar__create_event",
+                {
+                    "calendar_id": "cal_0002",
+                    "title": "Lunch with Ben",
+                    "start": "2026-03-09T12:00:00Z",
+                    "end": "2026-03-09T13:00:00Z",
+                },
+            )
+        )
+    )
     obs, r, term, trunc, _ = env.step("Created.")
     (user,) = decode_observation(obs)
     assert user["role"] == "user" and "ben.carter@mail.example" in user["content"] and not term
@@ -210,11 +261,28 @@ async def test_async_api_matches_sync(starter):
 
 
 def test_seeded_episodes_replay_exactly_with_faults_on(starter):
-    cfg = EnvConfig(faults={"default": {"timeout": 0.2, "rate_limited": 0.1, "server_error": 0.1,
-                                        "partial_result": 0.3, "empty_result": 0.1, "page_size": 3}})
-    script = [hermes(("calendar__list_events", {})), hermes(("calendar__search_events", {"query": "call"})),
-              hermes(("calendar__cancel_event", {"event_id": "evt_0011"}), ("calendar__get_event", {"event_id": "evt_0011"})),
-              hermes(("calendar__cancel_event", {"event_id": "evt_0011"})), "done"]
+    cfg = EnvConfig(
+        faults={
+            "default": {
+                "timeout": 0.2,
+                "rate_limited": 0.1,
+                "server_error": 0.1,
+                "partial_result": 0.3,
+                "empty_result": 0.1,
+                "page_size": 3,
+            }
+        }
+    )
+    script = [
+        hermes(("calendar__list_events", {})),
+        hermes(("calendar__search_events", {"query": "call"})),
+        hermes(
+            ("calendar__cancel_event", {"event_id": "evt_0011"}),
+            ("calendar__get_event", {"event_id": "evt_0011"}),
+        ),
+        hermes(("calendar__cancel_event", {"event_id": "evt_0011"})),
+        "done",
+    ]
 
     def play(seed):
         env = ToolUseEnv(starter, config=cfg)

@@ -37,12 +37,21 @@ def test_tools_reach_the_prompt_through_the_template(model, starter):
 
 
 def test_template_renders_tool_calls_and_results(model):
-    msgs = [{"role": "user", "content": "U"},
-            {"role": "assistant", "content": None,
-             "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
-            {"role": "tool", "tool_call_id": "c", "name": "f", "content": "R1"},
-            {"role": "tool", "tool_call_id": "d", "name": "f", "content": "R2"}]
-    p = model.render(msgs, [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
+    msgs = [
+        {"role": "user", "content": "U"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "name": "f", "content": "R1"},
+        {"role": "tool", "tool_call_id": "d", "name": "f", "content": "R2"},
+    ]
+    p = model.render(
+        msgs, [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    )
     assert '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>' in p
     assert p.count("<|im_start|>user") == 2 and "<tool_response>\nR1\n</tool_response>" in p and "R2" in p
 
@@ -54,7 +63,9 @@ def test_generation_records_exact_tokens_and_logprobs(model):
     assert all(lp <= 0 and math.isfinite(lp) for lp in c.logprobs)
     assert model.tokenizer.decode(c.token_ids, skip_special_tokens=True) == c.text
     assert c.finish_reason in ("stop", "length") and c.prompt_tokens > 0
-    again = asyncio.run(model.generate(msgs, None, SamplingParams(max_new_tokens=24, temperature=0.8, seed=3)))
+    again = asyncio.run(
+        model.generate(msgs, None, SamplingParams(max_new_tokens=24, temperature=0.8, seed=3))
+    )
     assert again.token_ids == c.token_ids  # seeded sampling reproduces
 
 

@@ -82,8 +82,15 @@ def test_deterministic_by_seed_and_styles_vary(physio):
 
 
 def test_taxonomy_checks_refuse_shadowing_and_duplicates(tmp_path, physio):
-    bad = physio.model_copy(update={"entities": (physio.entities[0].model_copy(update={"attributes": (
-        AttributeBlueprint(name="email", type="email"),)}),)})
+    bad = physio.model_copy(
+        update={
+            "entities": (
+                physio.entities[0].model_copy(
+                    update={"attributes": (AttributeBlueprint(name="email", type="email"),)}
+                ),
+            )
+        }
+    )
     assert any("shadows" in p for p in check_blueprint(bad))
     shutil.copy(EXAMPLE, tmp_path / "a.yaml")
     shutil.copy(EXAMPLE, tmp_path / "b.yaml")
@@ -102,13 +109,33 @@ def test_generate_reports_and_rejects_broken_domains(tmp_path, monkeypatch):
     assert doms == [] and rep.rejected and "boom" in rep.rejected[0]
 
 
-GOOD = {"name": "Ski Rental Desk", "description": "Rents skis.", "entities": [
-    {"name": "customer", "archetype": "user", "attributes": [{"name": "boot_size", "type": "float"},
-                                                             {"name": "email", "type": "email"}]},
-    {"name": "rental", "archetype": "booking", "refs": ["customer", "ghost"],
-     "attributes": [{"name": "ski_type", "type": "enum", "values": ["alpine", "touring"]}, {"name": "grade", "type": "enum"}],
-     "lifecycle": {"states": ["open", "returned"], "transitions": [{"verb": "return", "source": ["open"], "target": "returned"},
-                                                                    {"verb": "lose", "source": ["open"], "target": "lost"}]}}]}
+GOOD = {
+    "name": "Ski Rental Desk",
+    "description": "Rents skis.",
+    "entities": [
+        {
+            "name": "customer",
+            "archetype": "user",
+            "attributes": [{"name": "boot_size", "type": "float"}, {"name": "email", "type": "email"}],
+        },
+        {
+            "name": "rental",
+            "archetype": "booking",
+            "refs": ["customer", "ghost"],
+            "attributes": [
+                {"name": "ski_type", "type": "enum", "values": ["alpine", "touring"]},
+                {"name": "grade", "type": "enum"},
+            ],
+            "lifecycle": {
+                "states": ["open", "returned"],
+                "transitions": [
+                    {"verb": "return", "source": ["open"], "target": "returned"},
+                    {"verb": "lose", "source": ["open"], "target": "lost"},
+                ],
+            },
+        },
+    ],
+}
 
 
 def test_repair_maps_synonyms_and_drops_what_is_unsafe():
@@ -126,8 +153,12 @@ def test_repair_maps_synonyms_and_drops_what_is_unsafe():
 
 
 def test_assisted_source_counts_accepted_repaired_rejected(scripted):
-    replies = ["Sure! " + json.dumps(GOOD) + " hope it helps", "no json here", json.dumps({"name": "", "entities": []}),
-               json.dumps(GOOD)]
+    replies = [
+        "Sure! " + json.dumps(GOOD) + " hope it helps",
+        "no json here",
+        json.dumps({"name": "", "entities": []}),
+        json.dumps(GOOD),
+    ]
     src = AssistedSource(scripted(replies), ["Travel & Maps"], n_per_category=4)
     bps = list(src.blueprints())
     assert [b.name for b in bps] == ["ski_rental_desk"]
@@ -140,8 +171,12 @@ def test_assisted_source_counts_accepted_repaired_rejected(scripted):
 def test_assisted_source_with_the_embedded_model():
     from agentgym.models import SamplingParams, load_model
 
-    src = AssistedSource(load_model("embedded"), ["Weather"], n_per_category=1,
-                         sampling=SamplingParams(temperature=0.8, max_new_tokens=200))
+    src = AssistedSource(
+        load_model("embedded"),
+        ["Weather"],
+        n_per_category=1,
+        sampling=SamplingParams(temperature=0.8, max_new_tokens=200),
+    )
     bps = list(src.blueprints())
     assert src.stats["proposals"] == 1 == src.stats["accepted"] + src.stats["rejected"]
     for bp in bps:  # whatever the small model proposes, what is accepted builds and runs
@@ -152,13 +187,20 @@ def test_clone_tags_and_key_lookup(physio):
     d = build_domain(physio, seed=0)
     w, s = World([d]), WorldState.from_snapshot(d.seed)
     by = {t.provenance.original_name: t for t in d.tools}
-    clone = next(t for n, t in by.items() if n.endswith("_session") and n.split("_")[0] in ("clone", "duplicate", "copy"))
+    clone = next(
+        t
+        for n, t in by.items()
+        if n.endswith("_session") and n.split("_")[0] in ("clone", "duplicate", "copy")
+    )
     attended = next(r for r in s.iter("physio_clinic.sessions") if r["status"] == "attended")
     copy = w.engine.run(clone, {clone.semantics.id_arg: attended["id"]}, s)
     assert copy["id"] != attended["id"] and copy["status"] == "booked" and copy["title"] == attended["title"]
     tag = next(t for n, t in by.items() if n.startswith("tag"))
     plan = next(r for r in s.iter("physio_clinic.exercise_plans") if not r["archived"])
-    args = {tag.semantics.id_arg: plan["id"], next(k for k in tag.input_schema["properties"] if "tag" in k.lower()): "rehab"}
+    args = {
+        tag.semantics.id_arg: plan["id"],
+        next(k for k in tag.input_schema["properties"] if "tag" in k.lower()): "rehab",
+    }
     assert "rehab" in w.engine.run(tag, args, s)["tags"]
     from agentgym.world.engine import ToolFailure
 

@@ -9,7 +9,9 @@ from agentgym.suites.validate import validate_suite
 from agentgym.world.faults import FaultConfig, FaultRates
 
 SUITE = load_suite("starter")
-FAULTS = FaultConfig(default=FaultRates(timeout=0.15, rate_limited=0.1, server_error=0.05, partial_result=0.3, page_size=4))
+FAULTS = FaultConfig(
+    default=FaultRates(timeout=0.15, rate_limited=0.1, server_error=0.05, partial_result=0.3, page_size=4)
+)
 
 
 def test_suite_size_and_coverage():
