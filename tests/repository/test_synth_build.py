@@ -209,3 +209,26 @@ def test_clone_tags_and_key_lookup(physio):
     lookup = next(t for n, t in by.items() if n.endswith("_by_email"))
     pat = next(iter(s.iter("physio_clinic.patients")))
     assert w.engine.run(lookup, {lookup.semantics.id_arg: pat["email"]}, s)["id"] == pat["id"]
+
+
+def test_unique_keys_stay_unique_in_seeds_and_examples():
+    """A username or email drawn twice would make the seed world break its own uniqueness rule, or a
+    create example collide with a seed record (seen with seed 4 before values were redrawn)."""
+    bp = DomainBlueprint.model_validate(
+        {
+            "name": "tiny_accounts",
+            "category": "Test",
+            "description": "Accounts with user names.",
+            "entities": [{"name": "login", "archetype": "account", "attributes": [
+                {"name": "shell", "type": "enum", "values": ["bash", "zsh"]}]}],
+        }
+    )  # fmt: skip
+    for seed in range(12):
+        d = build_domain(bp, seed)
+        (entity,) = d.entities
+        assert set(entity.unique) >= {"username"}
+        rows = d.seed.collections[entity.collection]
+        for key in entity.unique:
+            values = [r[key] for r in rows if key in r]
+            assert len(values) == len(set(values)), (seed, key, values)
+        assert check_domain(d) == [], seed

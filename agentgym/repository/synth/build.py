@@ -108,6 +108,16 @@ def _a(noun: str) -> str:
     return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
+def _transition_text(verb: str, article_noun: str, source: tuple[str, ...], target: str) -> str:
+    """`Cancel a booking: moves it from booked to cancelled.`; a verb that carries its own object
+    or particle (`Assign to client`, `Open entries`) cannot take the noun after it, so the noun
+    moves into the clause: `Open entries: moves a contest from upcoming to open.`"""
+    states = " or ".join(source)
+    if " " in verb:
+        return f"{verb}: moves {article_noun} from {states} to {target}."
+    return f"{verb} {article_noun}: moves it from {states} to {target}."
+
+
 class Builder:
     """Builds one domain (see module doc)."""
 
@@ -185,13 +195,32 @@ class Builder:
     def archivable(self, e: EntityBlueprint) -> bool:
         return e.lifecycle is None and e.archetype in ARCHIVABLE
 
+    def draw(self, a: AttributeBlueprint, e: EntityBlueprint, i: int, taken: set[Any] | None = None) -> Any:
+        """A value for attribute `a`; one not in `taken` when given (a unique key drawn twice would make
+        the seed world, or a worked example, violate the entity's own uniqueness constraint)."""
+        for _ in range(20):
+            v = value(a, self.rng, entity=e.name, domain=self.bp.name, i=i)
+            if not taken or v not in taken:
+                return v
+        raise ValueError(f"{self.bp.name}: cannot draw a unique {e.name}.{a.name}")
+
+    def taken(self, e: EntityBlueprint, name: str) -> set[Any] | None:
+        """The seed records' values of `name` when it is a unique key of `e`, else None."""
+        if name not in self.entity_spec(e).unique:
+            return None
+        return {r.get(name) for r in self.seed_rows[e.name]}
+
     def seed_records(self, e: EntityBlueprint) -> list[dict[str, Any]]:
         rows = []
+        unique = set(self.entity_spec(e).unique)
+        used: dict[str, set[Any]] = {k: set() for k in unique}
         for i in range(SEED_RECORDS):
             rec: dict[str, Any] = {"id": f"{self.prefix(e)}_{i + 1:04d}"}
             for a in self.fields(e):
                 if a.required or i == 0 or self.rng.random() < 0.8:
-                    rec[a.name] = value(a, self.rng, entity=e.name, domain=self.bp.name, i=i)
+                    rec[a.name] = self.draw(a, e, i, used.get(a.name))
+                    if a.name in unique:
+                        used[a.name].add(rec[a.name])
             if e.lifecycle:
                 rec["status"] = e.lifecycle.states[i % len(e.lifecycle.states)]
             for r in e.refs:
@@ -277,7 +306,7 @@ class Builder:
         if self.archivable(e):
             defaults["archived"] = False
         example = {
-            self.arg(a.name): value(a, self.rng, entity=e.name, domain=self.bp.name, i=97)
+            self.arg(a.name): self.draw(a, e, 97, self.taken(e, a.name))
             for a in attrs
             if a.required or self.rng.random() < 0.5
         }
@@ -385,7 +414,7 @@ class Builder:
             spec,
             {
                 idarg: target["id"],
-                self.arg(change.name): value(change, self.rng, entity=e.name, domain=self.bp.name, i=98),
+                self.arg(change.name): self.draw(change, e, 98, self.taken(e, change.name)),
             },
             f"{self._cap(v['update'])} {h}",
         )
@@ -406,7 +435,7 @@ class Builder:
                 rec = next(r for r in rows if r["status"] in t.source)
                 self.add_tool(
                     _tool_name(s, t.verb, noun),
-                    f"{self._cap(_human(t.verb))} {_a(h)}: moves it from {' or '.join(t.source)} to {t.target}.",
+                    _transition_text(self._cap(_human(t.verb)), _a(h), t.source, t.target),
                     {idarg: id_param},
                     [idarg],
                     ToolSemantics(

@@ -4,8 +4,9 @@ Two generators behind one interface (`BlueprintSource`): `CompositionalSource` r
 (categories → application domains → entities) and is deterministic by seed; the model-assisted
 source (`agentgym.repository.synth.assisted`) asks a `ChatModel` to propose domains and keeps only
 what validates. `generate(source, seed, workers)` builds every blueprint into a `DomainSpec`
-(processes in parallel), checks each by running every tool's worked example on a fresh copy of the
-seed world through the full simulated-backend path, and returns the domains with a report.
+(processes in parallel), checks each — both schemas of every tool meta-validated, then every
+tool's worked example run on a fresh copy of the seed world through the full simulated-backend
+path — and returns the domains with a report.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from agentgym.backends.simulated import SimulatedBackend
 from agentgym.repository.synth.blueprint import DomainBlueprint
 from agentgym.repository.synth.build import build_domain
 from agentgym.repository.synth.taxonomy import TAXONOMY_DIR, load_taxonomy
-from agentgym.schema import validator
+from agentgym.schema import check_schema, validator
 from agentgym.spec.world import DomainSpec
 from agentgym.world.domain import World
 from agentgym.world.state import WorldState
@@ -59,6 +60,10 @@ def check_domain(domain: DomainSpec) -> list[str]:
         examples = tool.input_schema.get("examples") or []
         if not examples:
             problems.append(f"{tool.name}: no example")
+            continue
+        bad = next((r for r in map(check_schema, (tool.input_schema, tool.output_schema or {})) if r), None)
+        if bad:
+            problems.append(f"{tool.name}: invalid JSON Schema: {bad}")
             continue
         args = examples[0]
         reason = validator(tool.input_schema).check(args)
