@@ -6,6 +6,7 @@ agentgym tasks validate       every task: oracle 1.0, do-nothing < 0.5
 agentgym tasks list           the tasks of a suite
 agentgym tools list           the tools of a suite's world
 agentgym tools import-crawl   real tools from crawl dumps
+agentgym tools scrape SPEC    real tools from live MCP servers (npm, PyPI, a command, a URL)
 agentgym tools generate       synthetic domains and tools
 agentgym tools stats          the repository by source, category, schema complexity
 agentgym tools search QUERY   find tools by what they do
@@ -29,6 +30,7 @@ from agentgym.cli.crawl_cmd import import_crawl_cmd
 from agentgym.cli.generate_cmd import generate_cmd
 from agentgym.cli.repo_cmds import map_cmd, search_cmd, stats_cmd
 from agentgym.cli.runs import console, play, report
+from agentgym.cli.scrape_cmd import scrape_cmd
 
 app = typer.Typer(
     help="Turn MCP tools into RL environments for tool-using language models.",
@@ -265,6 +267,7 @@ def tools_list(suite: Annotated[str, typer.Option()] = "starter") -> None:
 
 tools_app.command("generate")(generate_cmd)
 tools_app.command("import-crawl")(import_crawl_cmd)
+tools_app.command("scrape")(scrape_cmd)
 tools_app.command("stats")(stats_cmd)
 tools_app.command("search")(search_cmd)
 tools_app.command("map")(map_cmd)

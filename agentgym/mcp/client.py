@@ -8,17 +8,23 @@ that list tools, resources and prompts across pages and call tools.
 
 Out, on failure: always `MCPServerError(kind, message, stderr_tail)` (`agentgym.mcp.errors`),
 never a hang and never a leftover process. Start and initialise share one deadline (`timeout`);
-every request has its own (`request_timeout`, default `timeout`), enforced both by the session and
-by `anyio.fail_after`. The transport watches the server: a line on stdout that is not JSON-RPC is a
-`protocol_error` and the process exiting is `crashed`, both reported at once (the pending request is
-cancelled, not left to time out). An SDK error that escapes the `async with` body is translated the
-same way. Leaving the block — normally, by error or by cancellation — closes the session and kills
-the server's whole process tree (`SandboxedProcess.close`).
+every request has its own (`request_timeout`, default `timeout`; `call_tool` takes its own too),
+enforced by `anyio.fail_after` and, as a backstop, by the session. The transport watches the
+server: a line on stdout that is not JSON-RPC is a `protocol_error` and the process exiting is
+`crashed`, both reported at once (the pending request is cancelled, not left to time out). An SDK
+error that escapes the `async with` body is translated the same way. Leaving the block — normally,
+by error or by cancellation — closes the session and kills the server's whole process tree
+(`SandboxedProcess.close`).
+
+Between transport and session, tools/list answers are screened (`_screened`): the SDK validates a
+listing as a whole, so one tool whose schema breaks the protocol would fail every tool of the
+server; instead it is taken out of the answer and kept, as sent, in `Connection.rejected_tools`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +37,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import StreamableHTTPError, streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
+from mcp_types.methods import validate_server_result
 from pydantic import ValidationError
 
 from agentgym.mcp.errors import MCPServerError
@@ -40,6 +47,9 @@ from agentgym.mcp.sandbox import SandboxedProcess, SandboxPolicy, start
 CLIENT_INFO = types.Implementation(name="agentgym", version="0.1.0")
 MAX_PAGES = 1000
 """A server that keeps returning cursors past this many pages is broken, not large."""
+
+DEFAULT_VERSION = "2025-11-25"
+"""The version a tools/list answer is checked against before `initialize` has named one."""
 
 T = TypeVar("T")
 
@@ -61,6 +71,9 @@ class _Watch:
     failure: MCPServerError | None = None
     guards: set[anyio.CancelScope] = field(default_factory=set)
     initialised: bool = False
+    protocol_version: str | None = None
+    rejected_tools: list[Any] = field(default_factory=list)
+    """Tools screened out of tools/list answers, as the server sent them (see `_screened`)."""
 
     def tail(self) -> str:
         return self.process.stderr_tail() if self.process is not None else ""
@@ -194,6 +207,76 @@ async def _stdio_transport(process: SandboxedProcess, watch: _Watch) -> AsyncIte
                     await stream.aclose()
 
 
+def _valid_tool(tool: Any, version: str | None) -> bool:
+    """Whether one tool of a tools/list answer passes the negotiated protocol's result schema."""
+    try:
+        validate_server_result("tools/list", version or DEFAULT_VERSION, {"tools": [tool]})
+    except KeyError:  # no result schema for this version: the SDK does not check it either
+        return True
+    except ValueError:  # pydantic's ValidationError (or a version the SDK does not know)
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def _screened(streams: tuple[Any, Any], watch: _Watch) -> AsyncIterator[tuple[Any, Any]]:
+    """The session's two streams over a transport's, with tools/list answers screened: a tool the
+    protocol's schema refuses is taken out of the answer and kept, as sent, in
+    `watch.rejected_tools`. The SDK validates a listing as a whole, so without this one malformed
+    tool would cost every tool of the server; with it, it costs only itself, and the caller decides
+    what to make of it (the scraper repairs what it can and reports the rest)."""
+    read, write = streams
+    down_send, down_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+    up_send, up_recv = anyio.create_memory_object_stream[SessionMessage](16)
+    asked: dict[Any, str] = {}  # request id → method, for the requests whose answers we read
+
+    def screen(item: SessionMessage) -> SessionMessage:
+        message = item.message
+        method = asked.pop(message.id, None) if isinstance(message, types.JSONRPCResponse) else None
+        if method == "initialize" and isinstance(message.result.get("protocolVersion"), str):
+            watch.protocol_version = message.result["protocolVersion"]
+        tools = message.result.get("tools") if method == "tools/list" else None
+        if not isinstance(tools, list):
+            return item
+        kept = [t for t in tools if _valid_tool(t, watch.protocol_version)]
+        if len(kept) == len(tools):
+            return item
+        watch.rejected_tools += [t for t in tools if not any(t is k for k in kept)]
+        answer = types.JSONRPCResponse(
+            jsonrpc=message.jsonrpc, id=message.id, result={**message.result, "tools": kept}
+        )
+        return dataclasses.replace(item, message=answer)
+
+    async def down() -> None:
+        async with down_send:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                async for item in read:
+                    await down_send.send(screen(item) if isinstance(item, SessionMessage) else item)
+
+    async def up() -> None:
+        async with up_recv:
+            with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                async for item in up_recv:
+                    message = item.message
+                    if isinstance(message, types.JSONRPCRequest) and message.method in (
+                        "initialize",
+                        "tools/list",
+                    ):
+                        asked[message.id] = message.method
+                    await write.send(item)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(down)
+        tg.start_soon(up)
+        try:
+            yield down_recv, up_send
+        finally:
+            tg.cancel_scope.cancel()
+            for stream in (down_recv, up_send):
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+
+
 @dataclass
 class Connection:
     """An initialised MCP session with a real server (see module doc)."""
@@ -218,6 +301,11 @@ class Connection:
     def capabilities(self) -> types.ServerCapabilities:
         return self.init.capabilities
 
+    @property
+    def rejected_tools(self) -> list[Any]:
+        """Tools the server listed that the protocol's schema refuses, as sent (raw JSON values)."""
+        return list(self._watch.rejected_tools)
+
     def stderr_tail(self) -> str:
         return self._watch.tail()
 
@@ -229,8 +317,11 @@ class Connection:
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None,
                         timeout: float | None = None) -> types.CallToolResult:  # fmt: skip
         """Call a tool; a tool-level error comes back as a result with `is_error`, not an exception."""
+        limit = timeout or self.request_timeout
         return await self.request(
-            f"tools/call {name}", lambda: self.session.call_tool(name, arguments), timeout
+            f"tools/call {name}",
+            lambda: self.session.call_tool(name, arguments, read_timeout_seconds=limit),
+            limit,
         )
 
     async def _all_pages(self, method: str, fetch: Callable[[types.PaginatedRequestParams | None], Awaitable[Any]],
@@ -323,10 +414,12 @@ async def connect(
             else:
                 assert spec.url is not None
                 streams = await stack.enter_async_context(streamable_http_client(spec.url))
+            streams = await stack.enter_async_context(_screened(streams, watch))
             session = await stack.enter_async_context(
                 ClientSession(
                     *streams,
-                    read_timeout_seconds=request_timeout,
+                    # initialize has no per-call time-out: the session's default must let it have `timeout`
+                    read_timeout_seconds=max(timeout, request_timeout),
                     client_info=CLIENT_INFO,
                     message_handler=watch.on_message,
                 )

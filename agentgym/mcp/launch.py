@@ -13,8 +13,10 @@ arguments and `env` values, `{workdir}` and `{home}` stand for the sandbox's pri
 `cache_dir()/mcp-servers/npm/<name>` (`npm install --prefix`, lifecycle scripts off) or
 `cache_dir()/mcp-servers/pypi/<name>` (a venv; binary wheels only, so installing runs no code from
 the package), the command that starts it (package.json `bin`, console scripts), and the name,
-version and licence from the package metadata (licence as an SPDX id via `repository.licenses`;
-never guessed from anything but the metadata and the licence file it points to). A finished install
+version, description and licence from the package metadata (licence as an SPDX id via
+`repository.licenses`; never guessed from anything but the metadata, the licence file it points to
+and, where a package.json says `SEE LICENSE IN <file>` but the package does not ship that file,
+the 'License' section of the README it ships). A finished install
 leaves a marker file and is reused without the network; concurrent installs of one package wait on
 a file lock. Every failure is `MCPServerError("install_failed")`. Nothing here starts a server:
 that is `agentgym.mcp.client`.
@@ -201,6 +203,8 @@ class InstalledServer(Record):
     """Package name (or program name for a command spec)."""
     version: str | None = None
     """Installed package version."""
+    description: str | None = None
+    """The package's one-line description (package.json `description`, wheel `Summary`)."""
     license: str | None = None
     """SPDX id (or `LicenseRef-*`) from the package metadata; None when it says nothing."""
     license_raw: str | None = None
@@ -266,8 +270,47 @@ def npm_license(manifest: dict[str, Any], package_dir: Path | None = None) -> tu
         path = (package_dir / see.group(1)) if package_dir is not None else None
         if path is not None and path.is_file():
             return license_of_text(path.read_text(errors="replace")), raw
+        # The file it points to is not published (a monorepo keeps it at the root): the README the
+        # package ships may still state its licence in a section of its own.
+        stated = _readme_license(package_dir)
+        if stated is not None:
+            return stated[0], f"{raw} (file not in the package); README: {stated[1]}"
         return UNKNOWN, f"{raw} (file not in the package)"
     return license_of_expression(raw), raw
+
+
+_LICENSE_HEADING = re.compile(r"(?im)^#{1,6}[ \t]*licen[sc]e[ \t]*#*[ \t]*$")
+
+
+def license_of_readme(text: str) -> tuple[str, str] | None:
+    """(SPDX id, the statement) from a README's 'License' section: its text up to the next heading,
+    read as a licence expression when it is one short line ('MIT', 'Apache-2.0') and as licence text
+    otherwise ('licensed under the MIT License'); None without such a section or a recognised licence."""
+    heading = _LICENSE_HEADING.search(text)
+    if heading is None:
+        return None
+    body = re.split(r"(?m)^#{1,6}\s", text[heading.end() :], maxsplit=1)[0]
+    body = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", body)  # markdown links: their text
+    statement = " ".join(body.split())
+    if not statement:
+        return None
+    short = len(statement) <= 40 and "\n" not in body.strip()
+    spdx = license_of_expression(statement) if short else None
+    if spdx in (None, UNKNOWN):
+        spdx = license_of_text(statement)
+    if spdx in (None, UNKNOWN):
+        return None
+    first = re.split(r"(?<=\.)\s", statement, maxsplit=1)[0]
+    return spdx, first[:200]
+
+
+def _readme_license(package_dir: Path | None) -> tuple[str, str] | None:
+    if package_dir is None:
+        return None
+    for path in sorted(package_dir.glob("[Rr][Ee][Aa][Dd][Mm][Ee]*")):
+        if path.is_file():
+            return license_of_readme(path.read_text(errors="replace"))
+    return None
 
 
 def pypi_license(meta: Message) -> tuple[str | None, str | None]:
@@ -441,7 +484,12 @@ def _npm_server(spec: ServerSpec, root: Path) -> InstalledServer:
     license, raw = npm_license(manifest, package_dir)
     version = manifest.get("version")
     return InstalledServer(spec=spec.pinned(version), argv=(node, str(script), *spec.args), name=spec.distribution,
-                           version=version, license=license, license_raw=raw, root=str(root))  # fmt: skip
+                           version=version, description=_one_line(manifest.get("description")), license=license,
+                           license_raw=raw, root=str(root))  # fmt: skip
+
+
+def _one_line(text: object) -> str | None:
+    return (" ".join(text.split()) or None) if isinstance(text, str) else None
 
 
 def _canonical(name: str) -> str:
@@ -460,7 +508,8 @@ def _pypi_server(spec: ServerSpec, root: Path) -> InstalledServer:
     meta = email.message_from_string(dist.read_text("METADATA") or "")
     license, raw = pypi_license(meta)
     return InstalledServer(spec=spec.pinned(dist.version), argv=(str(script), *spec.args), name=spec.distribution,
-                           version=dist.version, license=license, license_raw=raw, root=str(root))  # fmt: skip
+                           version=dist.version, description=_one_line(meta.get("Summary")), license=license,
+                           license_raw=raw, root=str(root))  # fmt: skip
 
 
 _INTERPRETERS = {".py": sys.executable, ".js": "node", ".mjs": "node", ".cjs": "node"}
