@@ -1,10 +1,11 @@
 """Benchmark the tool repository: crawl import throughput, synthetic generation throughput, load time.
 
-    python bench/tools.py                      # all three (about 3 minutes on 2 cores)
+    python bench/tools.py                      # all three (about 5 minutes on 2 cores)
     python bench/tools.py --skip-import        # generation and load only
 
-Generation builds every taxonomy domain and runs every tool's worked example (as `agentgym tools
-generate` does) with 1 and 2 worker processes. Load time is `ToolRepository.load()` (all sources,
+Generation builds every taxonomy domain, meta-validates both schemas of every tool and runs every
+tool's worked example (as `agentgym tools generate` does) with 1 and 2 worker processes, each run
+in a fresh interpreter. Load time is `ToolRepository.load()` (all sources,
 lazy) and then validating every domain (`repo.domain(name)` for all) — per 10,000 tools.
 Medians of repeated runs.
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from agentgym.repository.store import SOURCES, ToolRepository
-from agentgym.repository.synth.generate import CompositionalSource, generate
 
 CRAWL = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcp-crawl" / "smithery-toucan"
 
@@ -31,8 +33,7 @@ def bench_import(repeats: int) -> dict:
         t0 = time.perf_counter()
         result = import_crawl(CRAWL)
         times.append(time.perf_counter() - t0)
-    rep = result.report if hasattr(result, "report") else {}
-    read = rep.get("read") if isinstance(rep, dict) else getattr(rep, "read", None)
+    read = result.report.totals["read"]
     med = statistics.median(times)
     return {
         "files": len(list(CRAWL.glob("*.json"))),
@@ -42,15 +43,27 @@ def bench_import(repeats: int) -> dict:
     }
 
 
+_GENERATE = """
+import sys, time
+from agentgym.repository.synth.generate import CompositionalSource, generate
+t0 = time.perf_counter()
+domains, rep = generate(CompositionalSource(), seed=0, workers=int(sys.argv[1]))
+print(time.perf_counter() - t0, rep.domains, rep.tools, len(rep.rejected))
+"""
+
+
 def bench_generate(repeats: int) -> dict:
+    """Each run in a fresh interpreter, as `agentgym tools generate` runs: no validator or schema
+    cache left warm by an earlier repeat (imports not timed)."""
     out = {}
     for workers in (1, 2):
         times, tools, domains = [], 0, 0
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            _doms, rep = generate(CompositionalSource(), seed=0, workers=workers)
-            times.append(time.perf_counter() - t0)
-            tools, domains = rep.tools, rep.domains
+            line = subprocess.run([sys.executable, "-c", _GENERATE, str(workers)], check=True,
+                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+            times.append(float(line[0]))
+            domains, tools, rejected = int(line[1]), int(line[2]), int(line[3])
+            assert rejected == 0
         med = statistics.median(times)
         out[f"workers_{workers}"] = {
             "domains": domains,

@@ -233,7 +233,7 @@ def _draw(
     fig.text(
         0.03,
         0.915,
-        f"{m.real:,} of {m.real_total:,} real tools (crawl, live, starter) and {m.synthetic:,} of "
+        f"{m.real:,} of {m.real_total:,} real tools (crawl, live) and {m.synthetic:,} of "
         f"{m.synthetic_total:,} synthetic tools · {m.categories} categories · all-MiniLM-L6-v2 embeddings "
         "of name and description",
         fontsize=11.5,

@@ -22,7 +22,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from agentgym.paths import tasks_dir, tools_dir
@@ -33,6 +32,7 @@ from agentgym.spec.task import TaskSpec
 from agentgym.spec.tool import ToolSpec
 from agentgym.spec.world import WorldSnapshot
 from agentgym.world.domain import World
+from agentgym.yamlfile import load_yaml
 
 
 class SuiteError(ValueError):
@@ -111,7 +111,7 @@ def _patched(seed: WorldSnapshot, patch: dict[str, list[dict[str, Any]]]) -> dic
 
 def _yaml_tasks(path: Path, world: World) -> list[TaskSpec]:
     with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f) or []
+        raw = load_yaml(f) or []
     if not isinstance(raw, list):
         raise SuiteError(f"{path}: expected a list of tasks")
     out = []
@@ -142,11 +142,11 @@ def load_suite_dir(path: str | Path) -> TaskSuite:
     manifest = root / "suite.yaml"
     if not manifest.exists():
         raise SuiteError(f"{root} has no suite.yaml")
-    meta = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    meta = load_yaml(manifest.read_text(encoding="utf-8"))
     world_ref = Path(meta.get("world", "starter"))
     world = World.from_dir(world_ref if world_ref.is_absolute() else tools_dir() / world_ref)
     try:
-        agents_raw = yaml.safe_load((root / meta.get("agents", "agents.yaml")).read_text(encoding="utf-8"))
+        agents_raw = load_yaml((root / meta.get("agents", "agents.yaml")).read_text(encoding="utf-8"))
         agents = {a.id: a for a in (AgentSpec.model_validate(x) for x in agents_raw)}
     except (ValidationError, OSError) as e:
         raise SuiteError(f"{root}: agents: {e}") from e

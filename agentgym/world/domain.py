@@ -18,13 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agentgym.paths import tools_dir
 from agentgym.schema import check_schema
 from agentgym.spec.tool import Provenance, Taxonomy, ToolAnnotations, ToolSemantics, ToolSpec, qualified_name
 from agentgym.spec.world import DomainSpec, EntitySpec, WorldSnapshot
 from agentgym.world.engine import Engine
+from agentgym.yamlfile import load_yaml
 
 
 class DomainFileError(ValueError):
@@ -185,7 +184,7 @@ def domain_from_dict(raw: Mapping[str, Any], origin: str = "<dict>") -> DomainSp
 def load_domain_file(path: str | Path) -> DomainSpec:
     p = Path(path)
     with open(p, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+        raw = load_yaml(f)
     return domain_from_dict(raw, str(p))
 
 

@@ -92,6 +92,16 @@ def test_taxonomy_checks_refuse_shadowing_and_duplicates(tmp_path, physio):
         }
     )
     assert any("shadows" in p for p in check_blueprint(bad))
+    with_lifecycle = next(e for e in physio.entities if e.lifecycle)
+    first = with_lifecycle.lifecycle.transitions[0]
+    purge = with_lifecycle.lifecycle.model_copy(
+        update={"transitions": (first.model_copy(update={"verb": "purge"}),)}
+    )  # 'purge' is one of the builder's delete verbs: the action would silently lose its name
+    clash = physio.model_copy(
+        update={"entities": tuple(e.model_copy(update={"lifecycle": purge}) if e is with_lifecycle else e
+                                  for e in physio.entities)}
+    )  # fmt: skip
+    assert any("lifecycle verb 'purge'" in p for p in check_blueprint(clash))
     shutil.copy(EXAMPLE, tmp_path / "a.yaml")
     shutil.copy(EXAMPLE, tmp_path / "b.yaml")
     with pytest.raises(TaxonomyError, match="also defined"):

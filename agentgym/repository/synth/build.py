@@ -21,6 +21,7 @@ import datetime as _dt
 import hashlib
 import random
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,13 @@ VERBS: dict[str, tuple[str, ...]] = {
     "update": ("update", "edit", "modify", "patch"),
     "delete": ("delete", "remove", "drop", "purge"),
 }
+CLONE_VERBS = ("clone", "duplicate", "copy")
+BUILDER_VERBS = frozenset(
+    {v for vs in VERBS.values() for v in vs}
+    | set(CLONE_VERBS)
+    | {"archive", "restore", "reassign", "tag", "untag"}
+)
+"""Verbs the builder names its own tools with: a lifecycle verb among them would collide with one."""
 PAGING = (
     ("limit", "cursor"),
     ("page_size", "page_token"),
@@ -247,6 +255,7 @@ class Builder:
         if name in self.names:
             return
         self.names.add(name)
+        description = f"{description} {self.context(entity, name)}"
         schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": params}
         if required:
             schema["required"] = required
@@ -558,7 +567,7 @@ class Builder:
                 resets += (Effect(op="set", field="status", value=e.lifecycle.states[0]),)
             if self.archivable(e):
                 resets += (Effect(op="set", field="archived", value=False),)
-            verb = self.rng.choice(("clone", "duplicate", "copy"))
+            verb = self.rng.choice(CLONE_VERBS)
             self.add_tool(
                 _tool_name(s, verb, noun),
                 f"{self._cap(verb)} {_a(h)} under a new id, optionally with a new {_human(label.name)}"
@@ -629,6 +638,18 @@ class Builder:
                 )
 
     # ---- helpers ----------------------------------------------------------------------------------
+
+    def context(self, entity: EntitySpec, tool: str) -> str:
+        """A sentence saying what the records are or what the service does, so that a tool's
+        description speaks of its domain and not only of its operation (real tools do; without it,
+        generated tools cluster by operation template in embedding space). Which sentence a tool
+        gets is a hash of its name: deterministic, and independent of the seeded draws."""
+        bp = next((e for e in self.bp.entities if self.col(e) == entity.collection), None)
+        about_entity = bp is not None and bp.description
+        if about_entity and zlib.crc32(tool.encode()) % 2 == 0:
+            return f"{self._cap(_human(bp.name))}: {bp.description}"
+        text = self.bp.description.strip()
+        return f"{self._cap(self._dname())} {text[:1].lower()}{text[1:]}"
 
     def _dname(self) -> str:
         return _human(self.bp.name)

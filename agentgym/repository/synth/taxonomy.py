@@ -24,11 +24,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from agentgym.repository.synth.archetypes import ARCHETYPES, RESERVED
 from agentgym.repository.synth.blueprint import CategoryBlueprint, DomainBlueprint, Taxonomy
+from agentgym.repository.synth.build import BUILDER_VERBS
+from agentgym.yamlfile import load_yaml
 
 TAXONOMY_DIR = Path(__file__).parent / "taxonomy"
 MAX_DOMAIN_NAME = 28
@@ -44,6 +45,11 @@ def check_blueprint(bp: DomainBlueprint) -> list[str]:
     if len(bp.name) > MAX_DOMAIN_NAME:
         problems.append(f"domain name {bp.name!r} is longer than {MAX_DOMAIN_NAME} characters")
     for e in bp.entities:
+        for t in e.lifecycle.transitions if e.lifecycle else ():
+            if t.verb in BUILDER_VERBS:
+                problems.append(
+                    f"{e.name}: lifecycle verb {t.verb!r} is one the builder uses for its own tools"
+                )
         base = {a.name for a in ARCHETYPES[e.archetype]}
         refs = {f"{r}_id" for r in e.refs}
         seen = set()
@@ -63,7 +69,7 @@ def load_taxonomy(root: Path = TAXONOMY_DIR) -> Taxonomy:
     if not files:
         raise TaxonomyError(f"no taxonomy files in {root}")
     for f in files:
-        raw: Any = yaml.safe_load(f.read_text(encoding="utf-8")) or []
+        raw: Any = load_yaml(f.read_text(encoding="utf-8")) or []
         if not isinstance(raw, list):
             raise TaxonomyError(f"{f}: expected a list of categories")
         for cat in raw:
