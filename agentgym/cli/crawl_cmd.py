@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentgym.cli.runs import console
+from agentgym.cli.runs import bar_progress, console
 
 _WHY = {
     "invalid": "no usable name (nothing ASCII-alphanumeric to namespace); a schema that no repair makes a "
@@ -258,8 +257,7 @@ def import_crawl_cmd(
     if not files:
         console.print(f"[red]error:[/] {dir} holds no *.json crawl files")
         raise typer.Exit(2)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with bar_progress(console, transient=True) as progress:
         bar = progress.add_task("reading crawl files", total=len(files))
         result = import_crawl(
             dir, progress=lambda _name: progress.advance(bar), keep_unknown_arguments=keep_unknown_arguments

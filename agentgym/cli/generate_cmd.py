@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentgym.cli.runs import console
+from agentgym.cli.runs import bar_progress, console
 from agentgym.paths import tools_dir
 
 
@@ -52,13 +51,7 @@ def generate_cmd(
         console.print(f"[red]error:[/] --mode must be compositional or assisted, not {mode!r}")
         raise typer.Exit(2)
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with bar_progress() as progress:
         bar = progress.add_task(f"building ({mode})", total=total)
         domains, report = generate(source, seed, workers, progress=lambda d: progress.advance(bar))
     table = Table(title=f"{report.domains} domains, {report.tools} tools in {time.perf_counter() - t0:.1f}s")

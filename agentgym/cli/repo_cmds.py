@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentgym.cli.runs import bar_progress
 from agentgym.jsonutil import dumps_str
 
 console = Console()
@@ -202,13 +202,7 @@ def map_cmd(
     from agentgym.repository.map import tool_map
 
     repo = _repo()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-    ) as progress:
+    with bar_progress(err) as progress:
         bars: dict[str, Any] = {}
 
         def report(stage: str, done: int, total: int) -> None:

@@ -33,6 +33,18 @@ from agentgym.suites.suite import TaskSuite
 console = Console()
 
 
+def bar_progress(out: Console | None = None, transient: bool = False) -> Progress:
+    """The progress bar of long commands: label, bar, done/total, elapsed."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out or console,
+        transient=transient,
+    )
+
+
 def play(
     suite: TaskSuite,
     make_policy: Callable[[], Policy],

@@ -22,10 +22,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentgym.cli.runs import console
+from agentgym.cli.runs import bar_progress, console
 
 err = Console(stderr=True)
 
@@ -229,8 +228,7 @@ def scrape_cmd(
     if not todo:
         show.print("[red]error:[/] no server spec given (arguments or --file)")
         raise typer.Exit(2)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=show, transient=True) as progress:
+    with bar_progress(show, transient=True) as progress:
         bar = progress.add_task("scraping MCP servers", total=len(todo))
 
         def done(_i: int, r: Any) -> None:

@@ -158,6 +158,24 @@ class _Watch:
 
 
 @contextlib.asynccontextmanager
+async def _pumping(
+    tasks: tuple[Callable[[], Awaitable[None]], ...], streams: tuple[Any, ...]
+) -> AsyncIterator[None]:
+    """Run the tasks that move messages while the body runs; on leaving, cancel them and close the
+    streams the session holds (a transport's two ends)."""
+    async with anyio.create_task_group() as tg:
+        for task in tasks:
+            tg.start_soon(task)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+
+
+@contextlib.asynccontextmanager
 async def _stdio_transport(process: SandboxedProcess, watch: _Watch) -> AsyncIterator[tuple[Any, Any]]:
     """The session's two streams over the server's stdin/stdout (newline-delimited JSON-RPC)."""
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](16)
@@ -194,17 +212,8 @@ async def _stdio_transport(process: SandboxedProcess, watch: _Watch) -> AsyncIte
         assert code is not None
         watch.fail("crashed", f"the server {_exit_text(code)}")
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(reader)
-        tg.start_soon(writer)
-        tg.start_soon(exit_watch)
-        try:
-            yield read_recv, write_send
-        finally:
-            tg.cancel_scope.cancel()
-            for stream in (read_recv, write_send):
-                with contextlib.suppress(Exception):
-                    await stream.aclose()
+    async with _pumping((reader, writer, exit_watch), (read_recv, write_send)):
+        yield read_recv, write_send
 
 
 def _valid_tool(tool: Any, version: str | None) -> bool:
@@ -265,16 +274,8 @@ async def _screened(streams: tuple[Any, Any], watch: _Watch) -> AsyncIterator[tu
                         asked[message.id] = message.method
                     await write.send(item)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(down)
-        tg.start_soon(up)
-        try:
-            yield down_recv, up_send
-        finally:
-            tg.cancel_scope.cancel()
-            for stream in (down_recv, up_send):
-                with contextlib.suppress(Exception):
-                    await stream.aclose()
+    async with _pumping((down, up), (down_recv, up_send)):
+        yield down_recv, up_send
 
 
 @dataclass

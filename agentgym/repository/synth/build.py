@@ -167,6 +167,13 @@ class Builder:
 
     # ---- entity ---------------------------------------------------------------------------------
 
+    def unique_keys(self, e: EntityBlueprint) -> tuple[str, ...]:
+        """The fields no two records of `e` may share: a person's or an account's email and username."""
+        if e.archetype not in ("person", "account"):
+            return ()
+        names = {a.name for a in self.fields(e)}
+        return tuple(n for n in ("email", "username") if n in names)
+
     def entity_spec(self, e: EntityBlueprint) -> EntitySpec:
         props: dict[str, Any] = {"id": {"type": "string"}}
         required = ["id"]
@@ -183,9 +190,7 @@ class Builder:
         if self.archivable(e):
             props["archived"] = {"type": "boolean"}
             required.append("archived")
-        unique = tuple(
-            n for n in ("email", "username") if n in props and e.archetype in ("person", "account")
-        )
+        unique = self.unique_keys(e)
         return EntitySpec(
             collection=self.col(e),
             description=e.description or f"A {_human(e.name)}.",
@@ -214,13 +219,13 @@ class Builder:
 
     def taken(self, e: EntityBlueprint, name: str) -> set[Any] | None:
         """The seed records' values of `name` when it is a unique key of `e`, else None."""
-        if name not in self.entity_spec(e).unique:
+        if name not in self.unique_keys(e):
             return None
         return {r.get(name) for r in self.seed_rows[e.name]}
 
     def seed_records(self, e: EntityBlueprint) -> list[dict[str, Any]]:
         rows = []
-        unique = set(self.entity_spec(e).unique)
+        unique = set(self.unique_keys(e))
         used: dict[str, set[Any]] = {k: set() for k in unique}
         for i in range(SEED_RECORDS):
             rec: dict[str, Any] = {"id": f"{self.prefix(e)}_{i + 1:04d}"}
