@@ -43,6 +43,7 @@ import agentgym
 from agentgym.asyncio_bridge import run_blocking, run_now
 from agentgym.backends.base import Episode, ToolBackend, ToolResult
 from agentgym.backends.simulated import SimulatedBackend
+from agentgym.backends.unavailable import UnavailableBackend
 from agentgym.env.user import ScriptedUser, UserSimulator
 from agentgym.grading.rubric import CallRecord, Evidence, grade
 from agentgym.jsonutil import dumps, dumps_str
@@ -112,6 +113,7 @@ class ToolUseEnv(gym.Env[str, Any]):
         *,
         task_ids: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
+        split: str | None = None,
         config: EnvConfig | Mapping[str, Any] | None = None,
         backends: Sequence[ToolBackend] | None = None,
         user: UserSimulator | None = None,
@@ -123,16 +125,18 @@ class ToolUseEnv(gym.Env[str, Any]):
         ids = list(task_ids) if task_ids is not None else list(self.suite.tasks)
         if tags:
             ids = [i for i in ids if set(tags) & set(self.suite.tasks[i].tags)]
+        if split is not None:
+            ids = [i for i in ids if self.suite.tasks[i].split == split]
         unknown = [i for i in ids if i not in self.suite.tasks]
         if unknown or not ids:
             raise ValueError(
                 f"no such tasks in suite {self.suite.name!r}: {unknown}"
                 if unknown
-                else f"no tasks selected from suite {self.suite.name!r} (tags={tags})"
+                else f"no tasks selected from suite {self.suite.name!r} (tags={tags}, split={split})"
             )
         self.task_ids = ids
         self.backends: list[ToolBackend] = (
-            list(backends) if backends else [SimulatedBackend(self.suite.world.engine)]
+            list(backends) if backends else [SimulatedBackend(self.suite.world.engine), UnavailableBackend()]
         )
         self.user: UserSimulator = user or ScriptedUser()
         self.token_counter = token_counter or _approx_tokens

@@ -119,8 +119,9 @@ class Evidence:
 
 def matches(pattern: CallPattern, call: CallRecord) -> bool:
     """Whether a call fits a pattern (name, argument subset in canonical form, outcome)."""
-    if call.tool != pattern.tool and not (
-        _is_glob(pattern.tool) and fnmatch.fnmatchcase(call.tool, pattern.tool)
+    if call.tool != pattern.tool and not any(
+        call.tool == alt or (_is_glob(alt) and fnmatch.fnmatchcase(call.tool, alt))
+        for alt in alternatives(pattern.tool)
     ):
         return False
     if pattern.succeeded is not None and call.ok != pattern.succeeded:
@@ -132,6 +133,12 @@ def matches(pattern: CallPattern, call: CallRecord) -> bool:
             if not same(canonical(call.arguments.get(k)), canonical(v)):
                 return False
     return True
+
+
+@lru_cache(maxsize=65536)
+def alternatives(tool: str) -> tuple[str, ...]:
+    """The names or globs a pattern's `tool` allows (`a|b` allows either)."""
+    return tuple(tool.split("|"))
 
 
 def _is_glob(s: str) -> bool:

@@ -37,7 +37,8 @@ class CallPattern(Record):
     """Matches tool calls: by tool name, argument constraints and outcome."""
 
     tool: str
-    """Exposed tool name, or a glob over names (`calendar__*_events`) when several tools serve."""
+    """Exposed tool name, a glob over names (`calendar__*_events`), or alternatives separated by `|`
+    (`shop__get_order|shop__find_orders`, each a name or glob) when several tools serve."""
     args: JsonDict = Field(default_factory=dict)
     """Arguments that must be present with these values (normalised compare); others are free."""
     succeeded: bool | None = True

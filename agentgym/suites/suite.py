@@ -5,7 +5,10 @@ A suite folder (`tasks/<name>/`) holds `suite.yaml`:
     name: starter
     world: starter            # tools/<world>/ (domain files)
     agents: agents.yaml       # list of AgentSpec
-    tasks: [tasks/*.yaml]     # globs; .yaml files are lists of tasks, .jsonl files one TaskSpec per line
+    tasks: [tasks/*.yaml]     # globs; .yaml files are lists of tasks, .jsonl(.gz) files one TaskSpec per line
+
+A generated suite names repository domains instead of a `world` folder (`domains: [physio_clinic,
+...]`: the world is those domains of `tools/`'s repository) and keeps its agents as `agents.jsonl`.
 
 In YAML task files `initial_state` may be left out (the world's seed state is used) or given as
 `state_patch` (records upserted into, or with `_delete: true` removed from, the seed state); the
@@ -24,9 +27,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentgym.grading.rubric import alternatives
 from agentgym.paths import tasks_dir, tools_dir
 from agentgym.spec.agent import AgentSpec
-from agentgym.spec.jsonl import read_jsonl
+from agentgym.spec.jsonl import JsonlError, read_jsonl
 from agentgym.spec.rubric import CallCriterion, CheckpointCriterion, ForbiddenCriterion
 from agentgym.spec.task import TaskSpec
 from agentgym.spec.tool import ToolSpec
@@ -67,7 +71,7 @@ class TaskSuite:
                 out.append(f"task {t.id}: unknown agent {t.agent_id!r}")
                 continue
             held = set(agent.tools)
-            for tool in _rubric_tools(t):
+            for tool in (alt for pattern in _rubric_tools(t) for alt in alternatives(pattern)):
                 if not any(fnmatch.fnmatchcase(h, tool) for h in held):
                     out.append(f"task {t.id}: rubric references tool {tool!r} that agent {agent.id} lacks")
             for turn in t.gold:
@@ -134,7 +138,34 @@ TASK_READERS = {
     ".yaml": _yaml_tasks,
     ".yml": _yaml_tasks,
     ".jsonl": lambda p, w: list(read_jsonl(p, TaskSpec)),
+    ".gz": lambda p, w: list(read_jsonl(p, TaskSpec)),
 }
+
+
+def _world(meta: dict[str, Any]) -> World:
+    if "domains" in meta:
+        from agentgym.repository.store import ToolRepository
+
+        repo = ToolRepository.load()
+        unknown = [d for d in meta["domains"] if d not in repo.domain_names()]
+        if unknown:
+            raise SuiteError(f"suite names domains the repository lacks: {unknown[:10]}")
+        return repo.world(meta["domains"])
+    world_ref = Path(meta.get("world", "starter"))
+    return World.from_dir(world_ref if world_ref.is_absolute() else tools_dir() / world_ref)
+
+
+def _agents(path: Path) -> dict[str, AgentSpec]:
+    if path.suffix in (".jsonl", ".gz"):
+        agents = list(read_jsonl(path, AgentSpec))
+    else:
+        agents = [AgentSpec.model_validate(x) for x in load_yaml(path.read_text(encoding="utf-8"))]
+    out: dict[str, AgentSpec] = {}
+    for a in agents:
+        if a.id in out:
+            raise SuiteError(f"{path}: duplicate agent id {a.id!r}")
+        out[a.id] = a
+    return out
 
 
 def load_suite_dir(path: str | Path) -> TaskSuite:
@@ -143,12 +174,10 @@ def load_suite_dir(path: str | Path) -> TaskSuite:
     if not manifest.exists():
         raise SuiteError(f"{root} has no suite.yaml")
     meta = load_yaml(manifest.read_text(encoding="utf-8"))
-    world_ref = Path(meta.get("world", "starter"))
-    world = World.from_dir(world_ref if world_ref.is_absolute() else tools_dir() / world_ref)
+    world = _world(meta)
     try:
-        agents_raw = load_yaml((root / meta.get("agents", "agents.yaml")).read_text(encoding="utf-8"))
-        agents = {a.id: a for a in (AgentSpec.model_validate(x) for x in agents_raw)}
-    except (ValidationError, OSError) as e:
+        agents = _agents(root / meta.get("agents", "agents.yaml"))
+    except (ValidationError, OSError, JsonlError) as e:
         raise SuiteError(f"{root}: agents: {e}") from e
     tasks: dict[str, TaskSpec] = {}
     for pattern in meta.get("tasks", ["*.jsonl"]):
@@ -156,7 +185,11 @@ def load_suite_dir(path: str | Path) -> TaskSuite:
             reader = TASK_READERS.get(f.suffix)
             if reader is None:
                 raise SuiteError(f"{f}: no reader for {f.suffix} files")
-            for t in reader(f, world):
+            try:
+                found = reader(f, world)
+            except JsonlError as e:
+                raise SuiteError(str(e)) from e
+            for t in found:
                 if t.id in tasks:
                     raise SuiteError(f"{f}: duplicate task id {t.id!r}")
                 tasks[t.id] = t
