@@ -2,7 +2,12 @@
 
 agentgym demo                 the embedded model on a sample of the starter suite
 agentgym run                  any suite, any policy (embedded, oracle, noop, a local model path)
-agentgym tasks validate       every task: oracle 1.0, do-nothing < 0.5
+agentgym agents make          thousands of distinct agents (prompt + coherent tool subset)
+agentgym agents list          the shipped agents
+agentgym tasks generate       a suite of gold-blueprint tasks with rubrics, split and validated
+agentgym tasks validate       every task (or a sample of all shipped suites): oracle 1.0, do-nothing < 0.5
+agentgym tasks filter         pass rates of a policy, k runs per task; tag or drop too easy / too hard
+agentgym tasks stats          difficulty, splits, calls, criteria of the shipped suites
 agentgym tasks list           the tasks of a suite
 agentgym tools list           the tools of a suite's world
 agentgym tools import-crawl   real tools from crawl dumps
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -27,67 +31,40 @@ import typer
 from rich.table import Table
 
 from agentgym.cli.crawl_cmd import import_crawl_cmd
+from agentgym.cli.filter_cmd import filter_cmd
 from agentgym.cli.generate_cmd import generate_cmd
 from agentgym.cli.repo_cmds import map_cmd, search_cmd, stats_cmd
-from agentgym.cli.runs import console, play, report
+from agentgym.cli.runs import (
+    bar_progress,
+    console,
+    load_suite_or_exit,
+    play,
+    policy_factory,
+    report,
+    stratified,
+)
 from agentgym.cli.scrape_cmd import scrape_cmd
+from agentgym.cli.taskgen_cmds import (
+    agents_list_cmd,
+    agents_make_cmd,
+    shipped_suites,
+    tasks_generate_cmd,
+    tasks_stats_cmd,
+)
 
 app = typer.Typer(
     help="Turn MCP tools into RL environments for tool-using language models.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-tasks_app = typer.Typer(help="Task suites: list and validate.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Task suites: generate, validate, filter, list, stats.", no_args_is_help=True)
+agents_app = typer.Typer(help="Agents: make and list.", no_args_is_help=True)
 tools_app = typer.Typer(help="The tool repository.", no_args_is_help=True)
 model_app = typer.Typer(help="Models: prepare the embedded default.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(agents_app, name="agents")
 app.add_typer(tools_app, name="tools")
 app.add_typer(model_app, name="model")
-
-
-def _suite(name: str):
-    from agentgym.suites import SuiteError, load_suite
-
-    try:
-        return load_suite(name)
-    except SuiteError as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2) from None
-
-
-def _policy_factory(spec: str, max_new_tokens: int, temperature: float, fmt: str):
-    from agentgym.models import SamplingParams, load_model
-    from agentgym.policies import ModelPolicy, NoopPolicy, OraclePolicy
-
-    if spec == "oracle":
-        return lambda: OraclePolicy(fmt)
-    if spec == "noop":
-        return NoopPolicy
-    with console.status(f"loading model {spec}..."):
-        t0 = time.perf_counter()
-        try:
-            model = load_model(spec)
-        except (ValueError, FileNotFoundError, RuntimeError) as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2) from None
-    console.print(f"model [bold]{model.name}[/] ready in {time.perf_counter() - t0:.1f}s")
-    sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    return lambda: ModelPolicy(model, sampling)
-
-
-def _stratified(suite, n: int, seed: int) -> list[str]:
-    """n task ids spread over domains and difficulties, deterministic in seed."""
-    rng = random.Random(seed)
-    by_domain: dict[str, list[str]] = {}
-    for t in suite:
-        by_domain.setdefault(t.tags[0] if t.tags else "other", []).append(t.id)
-    pools = [rng.sample(v, len(v)) for _, v in sorted(by_domain.items())]
-    out: list[str] = []
-    while len(out) < n and any(pools):
-        for p in pools:
-            if p and len(out) < n:
-                out.append(p.pop())
-    return out
 
 
 @app.command()
@@ -101,12 +78,12 @@ def demo(
     """Run the embedded model (SmolLM2-135M-Instruct, CPU, offline) on a sample of the starter suite."""
     from agentgym.env.tool_env import EnvConfig
 
-    suite = _suite("starter")
-    ids = _stratified(suite, n, seed)
+    suite = load_suite_or_exit("starter")
+    ids = stratified(suite, n, seed)
     console.print(
         f"[bold]agentgym demo[/]: embedded model on {len(ids)} starter tasks, up to {max_turns} turns each"
     )
-    make_policy = _policy_factory("embedded", max_new_tokens, 0.0, "hermes")
+    make_policy = policy_factory("embedded", max_new_tokens, 0.0, "hermes")
     trajs = play(
         suite, make_policy, [(i, seed) for i in ids], out, EnvConfig(max_turns=max_turns), title="demo"
     )
@@ -144,25 +121,45 @@ def run(
         str | None, typer.Option(help='Fault rates as JSON, e.g. \'{"default": {"timeout": 0.1}}\'.')
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Episodes in flight.")] = 1,
+    user_model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model plays the simulated user (persona, hidden facts); default: scripted replies."
+        ),
+    ] = None,
+    user_turns: Annotated[int, typer.Option(help="Most replies of the simulated user per episode.")] = 4,
 ) -> None:
     """Play a suite with any policy; trajectories and a summary go to --out."""
     from agentgym.env.tool_env import EnvConfig
     from agentgym.world.faults import FaultConfig
 
-    s = _suite(suite)
+    s = load_suite_or_exit(suite)
     ids = tasks.split(",") if tasks else list(s.tasks)
     unknown = [i for i in ids if i not in s.tasks]
     if unknown:
         console.print(f"[red]error:[/] unknown task ids: {unknown}")
         raise typer.Exit(2)
     if n is not None:
-        ids = [i for i in _stratified(s, len(s), 0) if i in set(ids)][:n]
+        ids = [i for i in stratified(s, len(s), 0) if i in set(ids)][:n]
     try:
         fc = FaultConfig.model_validate_json(faults) if faults else FaultConfig()
     except ValueError as e:
         console.print(f"[red]error:[/] --faults: {e}")
         raise typer.Exit(2) from None
-    make_policy = _policy_factory(model, max_new_tokens, temperature, tool_format)
+    make_policy = policy_factory(model, max_new_tokens, temperature, tool_format)
+    make_user = None
+    if user_model:
+        from agentgym.env.user import ModelUser
+        from agentgym.models import SamplingParams, load_model
+
+        with console.status(f"loading user model {user_model}..."):
+            try:
+                umodel = load_model(user_model)
+            except (ValueError, FileNotFoundError, RuntimeError) as e:
+                console.print(f"[red]error:[/] --user-model: {e}")
+                raise typer.Exit(2) from None
+        sampling = SamplingParams(max_new_tokens=min(96, max_new_tokens), temperature=temperature)
+        make_user = lambda: ModelUser(umodel, sampling=sampling, max_user_turns=user_turns)  # noqa: E731
     jobs = [(i, k) for i in ids for k in range(seeds)]
     trajs = play(
         s,
@@ -172,49 +169,71 @@ def run(
         EnvConfig(max_turns=max_turns, faults=fc),
         concurrency=concurrency,
         title=model,
+        make_user=make_user,
     )
     report(trajs, s, out, f"{model} on {s.name}")
 
 
 @tasks_app.command("validate")
 def tasks_validate(
-    suite: Annotated[str, typer.Option(help="Suite name or path.")] = "starter",
+    suite: Annotated[
+        str | None, typer.Option(help="Suite name or path (default: starter, or all with --sample).")
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option(help="Validate a random sample of N tasks of the shipped suites.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
     faults: Annotated[bool, typer.Option(help="Also replay the oracle under injected faults.")] = False,
 ) -> None:
     """Check every task: oracle scores 1.0, do-nothing < 0.5, rubric uses only the agent's tools."""
     from agentgym.suites.validate import validate_suite
     from agentgym.world.faults import FaultConfig, FaultRates
 
-    s = _suite(suite)
+    names = [suite] if suite else (shipped_suites() if sample else ["starter"])
+    suites = [load_suite_or_exit(n) for n in names]
+    jobs = [(s, t.id) for s in suites for t in s]
+    if sample is not None:
+        if sample < 1:
+            console.print("[red]error:[/] --sample must be at least 1")
+            raise typer.Exit(2)
+        jobs = random.Random(seed).sample(jobs, min(sample, len(jobs)))
     fc = (
         FaultConfig(default=FaultRates(timeout=0.1, rate_limited=0.05, server_error=0.05, partial_result=0.2))
         if faults
         else None
     )
-    bad = []
-    with console.status("validating...") as status:
+    checks, bad = [], []
+    with bar_progress() as bar:
+        task = bar.add_task("validating", total=len(jobs))
 
         def prog(c):
-            status.update(f"validating... {c.task_id}")
+            bar.advance(task)
             if not c.ok:
                 bad.append(c)
 
-        checks = validate_suite(s, faults=fc, progress=prog)
-    table = Table(title=f"suite {s.name}: {len(checks)} tasks")
-    for col in ("task", "oracle", "do-nothing", "status"):
-        table.add_column(col)
-    for c in checks:
-        table.add_row(
-            c.task_id,
-            f"{c.oracle:.2f}",
-            f"{c.noop:.2f}",
-            "[green]ok[/]" if c.ok else "[red]" + "; ".join(c.problems) + "[/]",
-        )
-    console.print(table)
+        for s in suites:
+            ids = [tid for js, tid in jobs if js is s]
+            if ids:
+                checks += validate_suite(s, ids, faults=fc, progress=prog)
+    if len(checks) <= 100 or bad:
+        table = Table(title=f"{len(checks)} tasks of {', '.join(s.name for s in suites)}")
+        for col in ("task", "oracle", "do-nothing", "status"):
+            table.add_column(col)
+        for c in checks if len(checks) <= 100 else bad:
+            table.add_row(
+                c.task_id,
+                f"{c.oracle:.2f}",
+                f"{c.noop:.2f}",
+                "[green]ok[/]" if c.ok else "[red]" + "; ".join(c.problems) + "[/]",
+            )
+        console.print(table)
     if bad:
         console.print(f"[red]{len(bad)} of {len(checks)} tasks failed validation[/]")
         raise typer.Exit(1)
-    console.print(f"[green]all {len(checks)} tasks valid[/]: oracle 1.0, do-nothing < 0.5")
+    noop = max((c.noop for c in checks), default=0.0)
+    console.print(
+        f"[green]all {len(checks)} tasks valid[/]: oracle 1.0, do-nothing < 0.5 (highest {noop:.2f})"
+    )
 
 
 @tasks_app.command("list")
@@ -223,7 +242,7 @@ def tasks_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List a suite's tasks."""
-    s = _suite(suite)
+    s = load_suite_or_exit(suite)
     if as_json:
         print(
             json.dumps(
@@ -253,7 +272,7 @@ def tasks_list(
 @tools_app.command("list")
 def tools_list(suite: Annotated[str, typer.Option()] = "starter") -> None:
     """List the tools of a suite's world."""
-    s = _suite(suite)
+    s = load_suite_or_exit(suite)
     table = Table(title=f"{len(s.world.tools)} tools")
     for col in ("name", "operation", "collection", "description"):
         table.add_column(col)
@@ -265,6 +284,11 @@ def tools_list(suite: Annotated[str, typer.Option()] = "starter") -> None:
     console.print(table)
 
 
+tasks_app.command("filter")(filter_cmd)
+tasks_app.command("generate")(tasks_generate_cmd)
+tasks_app.command("stats")(tasks_stats_cmd)
+agents_app.command("make")(agents_make_cmd)
+agents_app.command("list")(agents_list_cmd)
 tools_app.command("generate")(generate_cmd)
 tools_app.command("import-crawl")(import_crawl_cmd)
 tools_app.command("scrape")(scrape_cmd)

@@ -1,4 +1,5 @@
-"""Shared machinery of `agentgym demo` and `agentgym run`: play jobs with a live progress bar, save
+"""Shared machinery of the CLI commands: load a suite or exit, make policies from a model spec, sample
+tasks stratified by domain, play jobs with a live progress bar, save
 trajectories incrementally (resumable), print a results table and write a summary.
 """
 
@@ -6,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import statistics
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -45,6 +49,53 @@ def bar_progress(out: Console | None = None, transient: bool = False) -> Progres
     )
 
 
+def load_suite_or_exit(name: str) -> TaskSuite:
+    """The suite a name or path names, or a clear error and exit 2."""
+    from agentgym.suites import SuiteError, load_suite
+
+    try:
+        return load_suite(name)
+    except SuiteError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+
+
+def policy_factory(spec: str, max_new_tokens: int, temperature: float, fmt: str) -> Callable[[], Policy]:
+    """A maker of fresh policies for `spec` (oracle, noop, or a model loaded once), or exit 2."""
+    from agentgym.models import SamplingParams, load_model
+    from agentgym.policies import ModelPolicy, NoopPolicy, OraclePolicy
+
+    if spec == "oracle":
+        return lambda: OraclePolicy(fmt)
+    if spec == "noop":
+        return NoopPolicy
+    with console.status(f"loading model {spec}..."):
+        t0 = time.perf_counter()
+        try:
+            model = load_model(spec)
+        except (ValueError, FileNotFoundError, RuntimeError) as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+    console.print(f"model [bold]{model.name}[/] ready in {time.perf_counter() - t0:.1f}s")
+    sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
+    return lambda: ModelPolicy(model, sampling)
+
+
+def stratified(suite: TaskSuite, n: int, seed: int) -> list[str]:
+    """n task ids spread over domains and difficulties, deterministic in seed."""
+    rng = random.Random(seed)
+    by_domain: dict[str, list[str]] = {}
+    for t in suite:
+        by_domain.setdefault(t.tags[0] if t.tags else "other", []).append(t.id)
+    pools = [rng.sample(v, len(v)) for _, v in sorted(by_domain.items())]
+    out: list[str] = []
+    while len(out) < n and any(pools):
+        for p in pools:
+            if p and len(out) < n:
+                out.append(p.pop())
+    return out
+
+
 def play(
     suite: TaskSuite,
     make_policy: Callable[[], Policy],
@@ -53,8 +104,10 @@ def play(
     config: EnvConfig,
     concurrency: int = 1,
     title: str = "episodes",
+    make_user: Callable[[], Any] | None = None,
 ) -> list[Trajectory]:
-    """Run the jobs (resuming from out/trajectories.jsonl); returns every trajectory of these jobs."""
+    """Run the jobs (resuming from out/trajectories.jsonl); returns every trajectory of these jobs.
+    `make_user` builds each worker's user simulator (default: the task's scripted user)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "trajectories.jsonl"
     passed = Counter()
@@ -77,7 +130,7 @@ def play(
         try:
             asyncio.run(
                 run_episodes(
-                    lambda: ToolUseEnv(suite, config=config),
+                    lambda: ToolUseEnv(suite, config=config, user=make_user() if make_user else None),
                     make_policy,
                     jobs,
                     out=path,

@@ -84,6 +84,22 @@ def test_call_counts_args_outcome_and_globs():
     assert res.criteria[0].turn == 0
 
 
+def test_call_alternatives_match_any_listed_name_or_glob():
+    calls = [CallRecord(0, "t__search", {"q": "k"}, True), CallRecord(1, "u__get", {"id": "i1"}, True)]
+    r = rubric(
+        {"id": "a", "kind": "call", "tool": "t__get|t__search"},
+        {"id": "b", "kind": "call", "tool": "t__get|u__*", "args": {"id": "i1"}},
+        {"id": "c", "kind": "call", "tool": "t__get|t__list"},
+        {"id": "d", "kind": "call", "tool": "t__get|t__search|u__get", "min_count": 2, "max_count": 2},
+        {
+            "id": "e",
+            "kind": "checkpoint",
+            "sequence": [{"tool": "t__search|t__list"}, {"tool": "u__get|t__get"}],
+        },
+    )
+    assert [c.score for c in grade(r, ev(calls)).criteria] == [1.0, 1.0, 0.0, 1.0, 1.0]
+
+
 def test_checkpoint_partial_order_credit():
     calls = [CallRecord(0, "b", {}, True), CallRecord(1, "a", {}, True), CallRecord(2, "c", {}, True)]
     r = rubric({"id": "k", "kind": "checkpoint", "sequence": [{"tool": "a"}, {"tool": "b"}, {"tool": "c"}]})
