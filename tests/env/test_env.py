@@ -34,7 +34,10 @@ def test_registered_ids_make_reset_step(env_id):
     assert [m["role"] for m in msgs] == ["system", "user"]
     assert info["tools"] and all(t["type"] == "function" for t in info["tools"])
     obs, reward, term, trunc, info = env.step("I cannot help.")
-    assert term and not trunc and reward == 0.0
+    if "MultiTurn" in env_id:  # the scripted user answers the first reply with the hidden detail
+        assert not term and [m["role"] for m in decode_observation(obs)] == ["user"]
+    else:
+        assert term and not trunc and reward == 0.0
     env.close()
 
 
@@ -300,3 +303,37 @@ def test_seeded_episodes_replay_exactly_with_faults_on(starter):
     assert errors, "faults were configured but none fired; the test would prove nothing"
     c = play(12)
     assert c[0] != a[0]  # a different seed draws different faults
+
+
+def test_real_tool_without_a_backend_answers_a_typed_error(repo_world_suite):
+    """A tool nothing can execute (no semantics, no world model, no MCP backend) is still answered."""
+    env = ToolUseEnv(repo_world_suite)
+    env.reset(seed=0, options={"task_index": 0})
+    call = next(c for g in env.task.gold for c in g.calls if env.tools[c.tool].semantics is None)
+    obs, *_, info = env.step(
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "c0",
+                    "type": "function",
+                    "function": {"name": call.tool, "arguments": json.dumps(call.arguments)},
+                }
+            ],
+        }
+    )
+    (msg,) = decode_observation(obs)
+    assert '"backend_error"' in msg["content"] and "no world-model or MCP backend" in msg["content"]
+    assert info["errors"] == {"backend_error": 1}
+
+
+@pytest.fixture
+def repo_world_suite():
+    from agentgym.suites import load_suite
+
+    suite = load_suite("agentic")
+    task = next(t for t in suite if "real_tool" in t.tags)
+    from agentgym.suites.suite import TaskSuite
+
+    return TaskSuite("one", suite.world, {task.agent_id: suite.agents[task.agent_id]}, {task.id: task})
