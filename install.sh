@@ -14,4 +14,8 @@ PY=${PYTHON:-python3}
 # Convert the GGUF once into a cached checkpoint so every later load takes about a second.
 "$PY" -m agentgym model prepare
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+# Docker sandboxes: the engine (installed and started as root where apt exists) and the image,
+# built locally from Debian packages (about a minute the first time, then cached by recipe).
+./scripts/docker_up.sh
+if docker info >/dev/null 2>&1; then "$PY" -m agentgym sandbox build; fi
 echo "agentgym installed: try 'agentgym demo'"

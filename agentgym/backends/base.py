@@ -61,6 +61,8 @@ class Episode:
     """Calls made so far."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Backend-private per-episode handles (e.g. an MCP session)."""
+    results: dict[str, Any] = field(default_factory=dict)
+    """What backends measured for grading at the end (criterion id → outcome; see `finalize`)."""
 
     @classmethod
     def new(
@@ -90,3 +92,11 @@ class ToolBackend(Protocol):
 
     async def end_episode(self, episode: Episode) -> None:
         """Release per-episode resources (always called, also after errors)."""
+
+
+class GradingBackend(ToolBackend, Protocol):
+    """A backend that also measures criteria when the episode ends (before `end_episode`), e.g.
+    the sandbox running hidden tests: it writes outcomes into `episode.results`."""
+
+    async def finalize(self, episode: Episode, task: Any) -> None:
+        """Measure what the task's rubric needs from this backend."""

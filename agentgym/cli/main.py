@@ -16,6 +16,9 @@ agentgym tools generate       synthetic domains and tools
 agentgym tools stats          the repository by source, category, schema complexity
 agentgym tools search QUERY   find tools by what they do
 agentgym tools map            a 2-D map of real and synthetic tools, as PNG
+agentgym sandbox build        the Docker sandbox image (debootstrap + import, cached by recipe)
+agentgym sandbox run -- CMD   one command in a fresh locked-down sandbox
+agentgym sandbox gc           remove every agentgym sandbox container
 agentgym model prepare        convert and cache the embedded model
 agentgym envs                 the registered Gymnasium ids
 """
@@ -43,6 +46,7 @@ from agentgym.cli.runs import (
     report,
     stratified,
 )
+from agentgym.cli.sandbox_cmds import sandbox_app
 from agentgym.cli.scrape_cmd import scrape_cmd
 from agentgym.cli.taskgen_cmds import (
     agents_list_cmd,
@@ -63,6 +67,7 @@ tools_app = typer.Typer(help="The tool repository.", no_args_is_help=True)
 model_app = typer.Typer(help="Models: prepare the embedded default.", no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(agents_app, name="agents")
+app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(tools_app, name="tools")
 app.add_typer(model_app, name="model")
 

@@ -42,8 +42,7 @@ from pydantic import Field, field_validator
 import agentgym
 from agentgym.asyncio_bridge import run_blocking, run_now
 from agentgym.backends.base import Episode, ToolBackend, ToolResult
-from agentgym.backends.simulated import SimulatedBackend
-from agentgym.backends.unavailable import UnavailableBackend
+from agentgym.backends.defaults import default_backends
 from agentgym.env.user import ScriptedUser, UserSimulator
 from agentgym.grading.rubric import CallRecord, Evidence, grade
 from agentgym.jsonutil import dumps, dumps_str
@@ -135,9 +134,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                 else f"no tasks selected from suite {self.suite.name!r} (tags={tags}, split={split})"
             )
         self.task_ids = ids
-        self.backends: list[ToolBackend] = (
-            list(backends) if backends else [SimulatedBackend(self.suite.world.engine), UnavailableBackend()]
-        )
+        self.backends: list[ToolBackend] = list(backends) if backends else default_backends(self.suite.world)
         self.user: UserSimulator = user or ScriptedUser()
         self.token_counter = token_counter or _approx_tokens
         self.render_mode = render_mode
@@ -373,6 +370,10 @@ class ToolUseEnv(gym.Env[str, Any]):
         }
         if self._terminated or self._truncated:
             self._done = True
+            for b in self.backends:
+                finalize = getattr(b, "finalize", None)
+                if finalize is not None:
+                    await finalize(self._episode, self.task)
             self.result = grade(
                 self.task.rubric,
                 Evidence(
@@ -383,6 +384,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                     self.suite.world.trace_fields,
                     self.state.touched(),
                     [m["content"] for m in self._messages if m["role"] == "assistant" and m.get("content")],
+                    self._episode.results,  # type: ignore[union-attr]
                 ),
             )
             reward = self.result.score

@@ -58,6 +58,9 @@ class Evidence:
     """Records that may differ between initial and final (None: compare everything)."""
     replies: Sequence[str] = ()
     """Every visible assistant text of the dialogue, in order (for answer criteria with scope 'any')."""
+    results: Mapping[str, Any] = field(default_factory=dict)
+    """Outcomes backends measured at the end of the episode, by criterion id (e.g. hidden tests run
+    in the sandbox: `{"passed": int, "total": int, "detail": str}`)."""
     _texts: dict[str, str] = field(default_factory=dict)
 
     def records(self, collection: str, where: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -219,6 +222,18 @@ def _result(c: Any, score: float | None, detail: str, turn: int | None = None) -
     return CriterionResult(id=c.id, kind=c.kind, weight=c.weight, score=score, detail=detail, turn=turn)
 
 
+def _tests(c: Any, ev: Evidence) -> CriterionResult:
+    got = ev.results.get(c.id)
+    if not got:
+        return _result(c, 0.0, "the hidden tests were not run (no sandbox backend in this episode)")
+    total = int(got.get("total", 0))
+    passed = int(got.get("passed", 0))
+    score = passed / total if total else 0.0
+    return _result(
+        c, score, f"{passed}/{total} tests passed" + (f"; {got['detail']}" if got.get("detail") else "")
+    )
+
+
 GRADERS: dict[str, Callable[[Any, Evidence], CriterionResult]] = {
     "state": _state,
     "call": _call,
@@ -226,6 +241,7 @@ GRADERS: dict[str, Callable[[Any, Evidence], CriterionResult]] = {
     "answer": _answer,
     "forbidden": _forbidden,
     "judge": lambda c, ev: _result(c, None, "needs a judge model"),
+    "tests": _tests,
 }
 GATES = frozenset({"forbidden"})
 

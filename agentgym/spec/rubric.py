@@ -9,6 +9,8 @@ Six criterion kinds, discriminated by `kind`:
 - `answer` — facts the final reply must state (partial credit per fact).
 - `forbidden` — a call, a state or a change that must never happen; a hard gate (score 0 if hit).
 - `judge` — a natural-language criterion for an LLM judge; stored and reported, graded by a model.
+- `tests` — hidden unit tests run by the sandbox backend when the episode ends; the score is the
+  share of test methods that pass (real execution, not a model's opinion).
 
 Scoring (pure code, `agentgym.grading`): weighted mean over graded, non-gate criteria, times 0 if
 any forbidden criterion is violated. This module is data only.
@@ -121,13 +123,25 @@ class JudgeCriterion(_Criterion):
     """Ordered verdicts from worst to best; mapped evenly onto [0, 1]."""
 
 
+class TestsCriterion(_Criterion):
+    kind: Literal["tests"] = "tests"
+    """Criterion kind (the discriminator)."""
+    files: dict[str, str] = Field(min_length=1)
+    """Hidden test files (path relative to the workspace → content), written only at the end."""
+    pattern: str = "test_*.py"
+    """Which of them `unittest` discovers."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    """Wall-clock limit of the whole test run."""
+
+
 Criterion = Annotated[
     StateCriterion
     | CallCriterion
     | CheckpointCriterion
     | AnswerCriterion
     | ForbiddenCriterion
-    | JudgeCriterion,
+    | JudgeCriterion
+    | TestsCriterion,
     Field(discriminator="kind"),
 ]
 

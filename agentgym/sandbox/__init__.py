@@ -1,0 +1,1 @@
+"""Real execution sandboxes: Docker containers built locally, limited, pooled and reaped."""
