@@ -393,8 +393,11 @@ async def connect(
     request_timeout: float | None = None,
     install_timeout: float = 600.0,
     policy: SandboxPolicy | None = None,
+    wrap: Callable[[InstalledServer], tuple[str, ...]] | None = None,
 ) -> AsyncIterator[Connection]:
-    """Start (or reach) the server of `spec`, initialise a session and yield it (module doc)."""
+    """Start (or reach) the server of `spec`, initialise a session and yield it (module doc).
+    `wrap` turns the installed server into the command line actually started (e.g. `docker run -i
+    ... node server.js`, to run an untrusted server inside a container)."""
     if isinstance(spec, str):
         try:
             spec = ServerSpec.parse(spec)
@@ -409,7 +412,8 @@ async def connect(
             # before the scopes opened inside it); only the awaits that can hang are guarded.
             if installed is not None:
                 async with watch.guard("starting the server", timeout):
-                    watch.process = await start(installed.argv, sandbox_policy(spec, policy))
+                    argv = wrap(installed) if wrap is not None else installed.argv
+                    watch.process = await start(argv, sandbox_policy(spec, policy))
                 stack.push_async_callback(watch.process.close)
                 streams = await stack.enter_async_context(_stdio_transport(watch.process, watch))
             else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -106,10 +107,8 @@ def _remove_owned() -> None:
     except SandboxError:
         return
     for cid in list(_owned):
-        try:
+        with contextlib.suppress(Exception):  # already gone
             client.api.remove_container(cid, force=True)
-        except Exception:
-            pass
         _owned.discard(cid)
 
 
@@ -223,10 +222,8 @@ class DockerSandbox:
     def close_sync(self) -> None:
         if self.id is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # already gone
             docker_client().api.remove_container(self.id, force=True)
-        except Exception:
-            pass
         with _owned_lock:
             _owned.discard(self.id)
         self.id = None
@@ -306,10 +303,8 @@ class DockerSandbox:
 
     def _kill(self) -> None:
         self.dead = True
-        try:
+        with contextlib.suppress(Exception):  # already gone
             docker_client().api.kill(self.id)
-        except Exception:
-            pass
 
     # ---- files -------------------------------------------------------------------------------
 

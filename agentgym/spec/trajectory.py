@@ -27,6 +27,7 @@ ErrorKind = Literal[
     "server_error",  # injected or real: the tool's server failed
     "invalid_output",  # the tool's result does not match its output schema
     "backend_error",  # the backend itself failed (crashed server, dead container)
+    "tool_error",  # a real tool ran and reported an error of its own (MCP isError)
     "call_limit",  # more calls in one turn than the environment allows
 ]
 """Every way a tool call can fail, each counted separately."""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_host_files_invisible(tmp_path):
     r, _ = run(["sh", "-c", f"cat {secret}; ls /root; cat /etc/shadow; ls {tmp_path}"])
     assert "host only" not in r.stdout and r.exit_code != 0
     assert "No such file" in r.stderr and "Permission denied" in r.stderr
-    host_name = open("/etc/hostname").read().strip()
+    host_name = Path("/etc/hostname").read_text().strip()
     r, _ = run(["cat", "/etc/hostname"])
     assert r.stdout.strip() != host_name
 
