@@ -1,18 +1,18 @@
 """DockerSandbox: one locked-down container, commands bounded in time and output, files in and out.
 
-A sandbox is a container of the locally built image (`sandbox.image`) running `sleep infinity`
-under `docker-init`, with: no network (`network_mode=none`; `SandboxConfig.network` opts in to the
+A sandbox is a container of the locally built image (`sandbox.image`) whose main process (under
+`docker-init`) is the in-container runner serving requests over the attached stdin/stdout, with: no network (`network_mode=none`; `SandboxConfig.network` opts in to the
 host network, never a bridge), a read-only root, a writable tmpfs `/work` (and `/tmp`), memory
 (swap included), pids and CPU limits, `no-new-privileges`, every capability dropped, and the
 non-root user 1000. Every container is labelled `agentgym.sandbox=1` with its owner's pid and host,
 so `reap()` (and `agentgym sandbox gc`) can remove leftovers of any crash; a process removes its own
 at exit (`atexit`) and reaps containers of dead owners when it creates its first sandbox.
 
-`exec(argv)` runs through the in-container runner (`/opt/agentgym/run.py`): wall-clock timeout
-and output cap enforced inside (the process group is killed), and a host-side deadline above
-that — a sandbox that stops answering (a fork bomb starving it) is killed and reported, never
-waited on. Files move through the runner's python (`put_file`, `get_file`, `list_files`), since
-Docker cannot copy into a tmpfs or a read-only root. The Docker SDK is blocking: every call runs in
+`exec(argv)` is one JSON line to the runner (`/opt/agentgym/run.py --serve`) and one back, so a
+warm command costs milliseconds: wall-clock timeout and output cap are enforced inside (the
+command's process group is killed), and a host-side deadline above that — a sandbox that stops
+answering is killed and reported, never waited on. Files move through the runner too (`put_file`,
+`get_file`, `list_files`), since Docker cannot copy into a tmpfs or a read-only root. The Docker SDK is blocking: every call runs in
 a worker thread, so the API is async.
 """
 
@@ -38,7 +38,6 @@ from agentgym.spec.base import Record
 
 LABEL = "agentgym.sandbox"
 RUNNER = "/opt/agentgym/run.py"
-_CHUNK = 60_000  # bytes of a file per exec argument (base64 stays under Linux's 128 KiB per argument)
 
 
 class SandboxConfig(Record):
@@ -152,6 +151,10 @@ class DockerSandbox:
         self.id: str | None = None
         self.dead = False
         self.started_s = 0.0
+        self._sock: Any = None
+        self._keep: Any = None
+        self._buf = b""
+        self._lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -192,7 +195,8 @@ class DockerSandbox:
         try:
             created = client.api.create_container(
                 cfg.image or image_tag(),
-                command=["sleep", "infinity"],
+                command=["python3", RUNNER, "--serve"],
+                stdin_open=True,
                 user=f"{USER_ID}:{USER_ID}",
                 working_dir="/work",
                 labels={
@@ -210,6 +214,11 @@ class DockerSandbox:
         with _owned_lock:
             _owned.add(self.id)
         try:
+            sock = client.api.attach_socket(
+                self.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+            self._sock = getattr(sock, "_sock", sock)
+            self._keep = sock  # the wrapper owns the connection; keep it alive
             client.api.start(self.id)
         except Exception as e:
             self.close_sync()
@@ -222,6 +231,8 @@ class DockerSandbox:
     def close_sync(self) -> None:
         if self.id is None:
             return
+        with contextlib.suppress(Exception):
+            self._sock.close()
         with contextlib.suppress(Exception):  # already gone
             docker_client().api.remove_container(self.id, force=True)
         with _owned_lock:
@@ -249,25 +260,20 @@ class DockerSandbox:
         stdin: str | None = None,
         cwd: str = "/work",
     ) -> ExecResult:
-        if self.id is None or self.dead:
-            raise SandboxError("the sandbox is not running (closed, or killed after it stopped answering)")
         timeout = timeout_s or self.config.timeout_s
         cap = self.config.max_output_bytes
         args = ["sh", "-c", argv] if isinstance(argv, str) else list(argv)
-        req = json.dumps({"argv": args, "timeout_s": timeout, "max_output": cap, "stdin": stdin, "cwd": cwd})
-        raw = self._raw(["python3", RUNNER, req], deadline=timeout + 10)
-        if isinstance(raw, ExecResult):
-            return raw
-        code, out = raw
-        try:
-            r = json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return ExecResult(
-                code or 1,
-                "",
-                out[-2000:],
-                error=f"the sandbox runner failed (exit {code}): {out[-300:].strip()}",
-            )
+        req = {
+            "op": "exec",
+            "argv": args,
+            "timeout_s": timeout,
+            "max_output": cap,
+            "stdin": stdin,
+            "cwd": cwd,
+        }
+        r = self.request(req, deadline=timeout + 10)
+        if "error" in r and "exit_code" not in r:
+            return ExecResult(1, "", "", error=f"the sandbox runner failed: {r['error']}")
         return ExecResult(
             exit_code=r["exit_code"] if r["exit_code"] >= 0 else 128 - r["exit_code"],
             stdout=r["stdout"],
@@ -278,28 +284,42 @@ class DockerSandbox:
             error=_describe(r, timeout, cap),
         )
 
-    def _raw(self, argv: list[str], deadline: float) -> tuple[int, str] | ExecResult:
-        """exec_run with a host-side deadline: past it the container is killed, the sandbox dead."""
-        client = docker_client()
-        box: dict[str, Any] = {}
-
-        def work() -> None:
+    def request(self, req: dict[str, Any], deadline: float = 30.0) -> dict[str, Any]:
+        """One request to the in-container runner and its answer. Past `deadline` (or when the
+        container is gone) the sandbox is killed and marked dead, and a SandboxError says why."""
+        if self.id is None or self.dead:
+            raise SandboxError("the sandbox is not running (closed, or killed after it stopped answering)")
+        with self._lock:
             try:
-                ex = client.api.exec_create(self.id, argv, user=f"{USER_ID}:{USER_ID}", workdir="/work")
-                out = client.api.exec_start(ex["Id"])
-                box["out"] = out.decode("utf-8", "replace")
-                box["code"] = client.api.exec_inspect(ex["Id"])["ExitCode"]
-            except Exception as e:
-                box["error"] = e
+                self._sock.settimeout(deadline)
+                self._sock.sendall(json.dumps(req).encode() + b"\n")
+                return json.loads(self._line())
+            except (OSError, ValueError, EOFError) as e:
+                why = (
+                    "stopped answering" if isinstance(e, TimeoutError) else f"died ({type(e).__name__}: {e})"
+                )
+                self._kill()
+                raise SandboxError(f"the sandbox {why}; it was killed") from None
 
-        t = threading.Thread(target=work, daemon=True)
-        t.start()
-        t.join(deadline)
-        if t.is_alive() or "error" in box:
-            why = "stopped answering" if t.is_alive() else f"failed: {box['error']}"
-            self._kill()
-            return ExecResult(137, "", "", timed_out=t.is_alive(), error=f"the sandbox {why}; it was killed")
-        return int(box["code"] or 0), box["out"]
+    def _line(self) -> bytes:
+        """The next line the runner wrote on stdout (frames of Docker's attach stream)."""
+        while b"\n" not in self._buf:
+            head = self._recv(8)
+            kind, size = head[0], int.from_bytes(head[4:8], "big")
+            body = self._recv(size)
+            if kind == 1:
+                self._buf += body
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def _recv(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = self._sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("the sandbox closed its output")
+            out += chunk
+        return out
 
     def _kill(self) -> None:
         self.dead = True
@@ -313,43 +333,21 @@ class DockerSandbox:
 
     def put_file_sync(self, path: str, data: bytes | str) -> None:
         blob = data.encode() if isinstance(data, str) else data
-        code = (
-            "import base64,os,sys;p=sys.argv[1];d=os.path.dirname(p);d and os.makedirs(d,exist_ok=True);"
-            "open(p,sys.argv[2]).write(base64.b64decode(sys.argv[3]))"
-        )
-        chunks = [blob[i : i + _CHUNK] for i in range(0, len(blob), _CHUNK)] or [b""]
-        for i, chunk in enumerate(chunks):
-            r = self.exec_sync(
-                ["python3", "-c", code, path, "wb" if i == 0 else "ab", base64.b64encode(chunk).decode()]
-            )
-            if not r.ok:
-                raise SandboxError(
-                    f"cannot write {path} in the sandbox: {r.error or r.stderr.strip()[-300:]}"
-                )
+        r = self.request({"op": "write", "path": path, "data": base64.b64encode(blob).decode()})
+        if "error" in r:
+            raise SandboxError(f"cannot write {path} in the sandbox: {r['error']}")
 
     async def get_file(self, path: str, max_bytes: int = 1 << 20) -> bytes:
         return await asyncio.to_thread(self.get_file_sync, path, max_bytes)
 
     def get_file_sync(self, path: str, max_bytes: int = 1 << 20) -> bytes:
-        code = "import base64,sys;sys.stdout.write(base64.b64encode(open(sys.argv[1],'rb').read(int(sys.argv[2]))).decode())"
-        saved = self.config.max_output_bytes
-        self.config = self.config.model_copy(update={"max_output_bytes": max(saved, 2 * max_bytes + 1024)})
-        try:
-            r = self.exec_sync(["python3", "-c", code, path, str(max_bytes)])
-        finally:
-            self.config = self.config.model_copy(update={"max_output_bytes": saved})
-        if not r.ok:
-            raise SandboxError(
-                f"cannot read {path}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.error}"
-            )
-        return base64.b64decode(r.stdout)
+        r = self.request({"op": "read", "path": path, "max_bytes": max_bytes})
+        if "error" in r:
+            raise SandboxError(f"cannot read {path}: {r['error']}")
+        return base64.b64decode(r["data"])
 
     async def list_files(self, path: str = "/work") -> list[str]:
-        code = (
-            "import os,sys,json;r=sys.argv[1];print(json.dumps(sorted(os.path.relpath(os.path.join(d,f),r) "
-            "for d,_,fs in os.walk(r) for f in fs)[:1000]))"
-        )
-        r = await self.exec(["python3", "-c", code, path])
-        if not r.ok:
-            raise SandboxError(f"cannot list {path}: {r.error or r.stderr.strip()[-300:]}")
-        return json.loads(r.stdout)
+        r = await asyncio.to_thread(self.request, {"op": "list", "path": path})
+        if "error" in r:
+            raise SandboxError(f"cannot list {path}: {r['error']}")
+        return r["files"]
