@@ -28,18 +28,24 @@ SERVER = "sandbox"
 FILES = "sandbox.files"
 KEY = "sandbox"
 
-# Runs unittest discovery and prints one JSON line: passed / total / names of failures.
+# Runs unittest discovery and prints one JSON line: test methods found, those that passed (each
+# counted once, on success), the failed ones and the last line of the first errors.
 REPORTER = r"""
 import json, sys, unittest
 sys.path.insert(0, "/work")
 suite = unittest.defaultTestLoader.discover(sys.argv[1], pattern=sys.argv[2], top_level_dir=sys.argv[1])
-class R(unittest.TextTestResult):
-    pass
-res = unittest.TextTestRunner(stream=open("/dev/null", "w"), resultclass=R).run(suite)
-bad = [str(t[0]).split(" ")[0] for t in res.failures + res.errors]
-errs = [str(e[0]) for e in res.errors if "_FailedTest" in str(e[0]) or "ModuleImportFailure" in str(e[0])]
-print(json.dumps({"total": res.testsRun, "passed": res.testsRun - len(res.failures) - len(res.errors),
-                  "failed": bad[:20], "import_errors": [e[1].strip().splitlines()[-1] for e in res.errors][:3] if errs else []}))
+class Result(unittest.TestResult):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.passed = []
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.passed.append(test.id())
+res = Result()
+suite.run(res)
+bad = [t.id() for t, _ in res.failures + res.errors]
+notes = [tb.strip().splitlines()[-1] for _, tb in res.errors][:3]
+print(json.dumps({"total": suite.countTestCases(), "passed": len(res.passed), "failed": bad[:20], "errors": notes}))
 """
 
 Handler = Callable[[DockerSandbox, dict[str, Any]], Awaitable[Any]]

@@ -72,7 +72,9 @@ class SandboxPool:
         async with self._rate:
             while True:
                 now = time.monotonic()
-                self._tokens = min(self.config.create_per_s, self._tokens + (now - self._last) * self.config.create_per_s)
+                self._tokens = min(
+                    self.config.create_per_s, self._tokens + (now - self._last) * self.config.create_per_s
+                )
                 self._last = now
                 if self._tokens >= 1:
                     self._tokens -= 1
