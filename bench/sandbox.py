@@ -21,6 +21,7 @@ import json
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 from agentgym.sandbox.docker_sandbox import DockerSandbox
 from agentgym.sandbox.image import build_image
@@ -52,7 +53,10 @@ async def warm(n: int) -> dict:
                 t0 = time.perf_counter()
                 await sb.exec(argv)
                 ts.append(time.perf_counter() - t0)
-            out[name] = {"p50_ms": round(1000 * statistics.median(ts), 2), "p95_ms": round(1000 * pct(ts, 0.95), 2)}
+            out[name] = {
+                "p50_ms": round(1000 * statistics.median(ts), 2),
+                "p95_ms": round(1000 * pct(ts, 0.95), 2),
+            }
         cli = []
         for _ in range(30):
             t0 = time.perf_counter()
@@ -63,7 +67,7 @@ async def warm(n: int) -> dict:
 
 
 def mem_available_mb() -> int:
-    for line in open("/proc/meminfo"):
+    for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable"):
             return int(line.split()[1]) // 1024
     return -1
@@ -77,7 +81,9 @@ async def concurrent(n: int) -> dict:
         boxes = [b for b in got if isinstance(b, DockerSandbox)]
         started_s = time.perf_counter() - t0
         during = mem_available_mb()
-        results = await asyncio.gather(*(b.exec(["python3", "-c", "print(6*7)"]) for b in boxes), return_exceptions=True)
+        results = await asyncio.gather(
+            *(b.exec(["python3", "-c", "print(6*7)"]) for b in boxes), return_exceptions=True
+        )
         ok = sum(1 for r in results if not isinstance(r, BaseException) and r.ok and r.stdout == "42\n")
         await asyncio.gather(*(pool.release(b) for b in boxes))
     return {
