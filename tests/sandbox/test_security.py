@@ -151,3 +151,17 @@ def test_sandbox_run_command_exit_codes():
         text=True,
     )
     assert slow.returncode != 0 and "timed out" in slow.stderr
+
+
+def test_clear_error_when_the_daemon_is_unreachable(monkeypatch, tmp_path):
+    from agentgym.sandbox import errors
+
+    errors.docker_client.cache_clear()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    try:
+        with pytest.raises(errors.SandboxError, match="dockerd --bridge=none"):
+            errors.docker_client()
+        out = subprocess.run([sys.executable, "-m", "agentgym", "sandbox", "run", "--", "true"], capture_output=True, text=True)
+        assert out.returncode == 2 and "cannot reach the Docker daemon" in out.stdout + out.stderr
+    finally:
+        errors.docker_client.cache_clear()
