@@ -61,6 +61,8 @@ class Episode:
     """Calls made so far."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Backend-private per-episode handles (e.g. an MCP session)."""
+    task: Any = None
+    """The task being played (a `TaskSpec`), for backends whose set-up depends on it."""
     results: dict[str, Any] = field(default_factory=dict)
     """What backends measured for grading at the end (criterion id → outcome; see `finalize`)."""
 

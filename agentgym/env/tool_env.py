@@ -212,6 +212,7 @@ class ToolUseEnv(gym.Env[str, Any]):
             faults if isinstance(faults, FaultConfig) else FaultConfig.model_validate(faults),
             self._cache,
         )
+        self._episode.task = task
         for b in self.backends:
             await b.start_episode(self._episode)
         self.user.reset(task)

@@ -1,6 +1,7 @@
 """SandboxBackend: the `sandbox__*` tools, executed for real in one fresh container per episode.
 
-`start_episode` starts a `DockerSandbox` (or takes one from a `SandboxPool`) and writes the
+`start_episode` starts a `DockerSandbox` (or takes one from a `SandboxPool`) — with no network,
+unless the task opts in with the tag `sandbox-network` (then the host network) — and writes the
 episode's workspace: the `sandbox.files` records of its initial state (id = path under /work).
 `call` dispatches by tool to a handler (`HANDLERS`: run_python, run_shell, write_file, read_file,
 list_files, run_tests); each answers a JSON result, and a failure the agent can act on (a missing
@@ -27,6 +28,8 @@ from agentgym.spec.tool import ToolSpec
 SERVER = "sandbox"
 FILES = "sandbox.files"
 KEY = "sandbox"
+NETWORK_TAG = "sandbox-network"
+"""A task tagged so gets a sandbox on the host network (off by default: no network at all)."""
 
 # Runs unittest discovery and prints one JSON line: test methods found, those that passed (each
 # counted once, on success), the failed ones and the last line of the first errors.
@@ -150,9 +153,15 @@ class SandboxBackend:
     async def start_episode(self, episode: Episode) -> None:
         episode.extras.pop(KEY, None)
         files = list(episode.state.iter(FILES)) if FILES in episode.state.collections else []
+        wants_network = NETWORK_TAG in (getattr(episode.task, "tags", None) or ())
         try:
-            sb = await self.pool.acquire() if self.pool is not None else DockerSandbox(self.config)
-            if self.pool is None:
+            if wants_network:  # never from the pool: pooled sandboxes have no network
+                sb = DockerSandbox(self.config.model_copy(update={"network": True}))
+                await sb.start()
+            elif self.pool is not None:
+                sb = await self.pool.acquire()
+            else:
+                sb = DockerSandbox(self.config)
                 await sb.start()
             for f in files:
                 await sb.put_file(_path(f["id"]), f["content"])
@@ -164,7 +173,7 @@ class SandboxBackend:
     async def end_episode(self, episode: Episode) -> None:
         sb = episode.extras.pop(KEY, None)
         if isinstance(sb, DockerSandbox):
-            if self.pool is not None:
+            if self.pool is not None and not sb.config.network:
                 await self.pool.release(sb)
             else:
                 await sb.close()

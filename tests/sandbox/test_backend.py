@@ -149,3 +149,20 @@ def test_each_episode_gets_a_fresh_workspace(suite):
     env.reset(options={"task_id": "code"})
     assert _step(env, "sandbox__list_files") == {"files": ["solution.py"]}
     env.step("done")
+
+
+def test_network_is_opt_in_per_task(suite, docker):
+    """Only a task tagged `sandbox-network` gets a network; no traffic is sent here."""
+    from agentgym.sandbox.backend import NETWORK_TAG
+
+    base = suite.tasks["code"]
+    tagged = base.model_copy(update={"id": "net", "tags": (NETWORK_TAG,)})
+    net_suite = TaskSuite("net", suite.world, suite.agents, {"code": base, "net": tagged})
+    env = ToolUseEnv(net_suite)
+    modes = {}
+    for tid in ("code", "net"):
+        env.reset(options={"task_id": tid})
+        sb = env._episode.extras["sandbox"]
+        modes[tid] = docker.api.inspect_container(sb.id)["HostConfig"]["NetworkMode"]
+        env.step("done")
+    assert modes == {"code": "none", "net": "host"}

@@ -161,7 +161,9 @@ def test_clear_error_when_the_daemon_is_unreachable(monkeypatch, tmp_path):
     try:
         with pytest.raises(errors.SandboxError, match="dockerd --bridge=none"):
             errors.docker_client()
-        out = subprocess.run([sys.executable, "-m", "agentgym", "sandbox", "run", "--", "true"], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "agentgym", "sandbox", "run", "--", "true"], capture_output=True, text=True
+        )
         assert out.returncode == 2 and "cannot reach the Docker daemon" in out.stdout + out.stderr
     finally:
         errors.docker_client.cache_clear()
