@@ -165,3 +165,39 @@ def test_one_agent_mixes_simulated_sandbox_and_mcp_tools(live):
     outs = [m.content for m in traj.messages if m.role == "tool"]
     assert "Dentist" in outs[0] and json.loads(outs[1])["stdout"] == "42\n" and '"Dentist"' in outs[3]
     assert {o.tool: o.ok for t in traj.turns for o in t.calls} == dict.fromkeys(tools, True)
+
+
+def test_streamable_http_server_as_a_backend():
+    """A server reached over streamable HTTP on 127.0.0.1: calls, a tool error, a fresh session per episode."""
+    import subprocess
+
+    sys.path.insert(0, str(TOY.parents[1]))
+    from local_servers import free_port, wait_for_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(TOY), "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port, proc)
+        backend = MCPBackend({"toy": MCPServerConfig(spec=f"http://127.0.0.1:{port}/mcp", timeout_s=10)})
+
+        async def episode():
+            ep = Episode.new(WorldState.from_snapshot(WorldSnapshot()), 0)
+            await backend.start_episode(ep)
+            try:
+                made = await backend.call(_toy("create_note"), {"title": "hello"}, ep)
+                listed = await backend.call(_toy("list_notes"), {}, ep)
+                missing = await backend.call(_toy("no_such_tool"), {}, ep)
+                return made, listed, missing, ep.extras["mcp"]["toy"]
+            finally:
+                await backend.end_episode(ep)
+
+        made, listed, missing, first = asyncio.run(episode())
+        assert made.ok and listed.ok and "hello" in listed.content
+        assert missing.error in ("tool_error", "backend_error")
+        *_, second = asyncio.run(episode())
+        assert first is not second  # each episode opened its own session
+    finally:
+        proc.kill()
+        proc.wait()
