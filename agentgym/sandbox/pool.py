@@ -6,7 +6,8 @@ it (in the background), so one episode's files and processes never reach another
 bounded two ways: at most `max_live` agentgym sandboxes on the whole host (counted from the
 labelled containers of every process, under a file lock so two processes do not both take the
 last slot; past the cap, `acquire` waits up to `wait_s`, then raises a SandboxError), and at most
-`create_per_s` starts per second from this pool (a token bucket). `close()` removes the warm ones;
+`create_per_s` starts per second on the whole host (a one-second window of start times kept in
+the same lock file). `close()` removes the warm ones;
 anything left by a crash is reaped by label (`docker_sandbox.reap`).
 """
 
@@ -32,7 +33,7 @@ class PoolConfig(Record):
     max_live: int = Field(default=128, ge=1)
     """Most agentgym sandboxes on this host at once (every process counted)."""
     create_per_s: float = Field(default=10.0, gt=0)
-    """Most sandbox starts per second from this pool."""
+    """Most sandbox starts per second on this host (every process counted)."""
     wait_s: float = Field(default=120.0, gt=0)
     """How long `acquire` waits for a free slot under the cap."""
 
@@ -41,6 +42,14 @@ def _lock_path() -> Path:
     root = Path(os.environ.get("AGENTGYM_CACHE", Path.home() / ".cache" / "agentgym"))
     root.mkdir(parents=True, exist_ok=True)
     return root / "sandbox.lock"
+
+
+def _floats(text: str) -> list[float]:
+    out = []
+    for word in text.split():
+        with contextlib.suppress(ValueError):
+            out.append(float(word))
+    return out
 
 
 def live_count() -> int:
@@ -56,9 +65,6 @@ class SandboxPool:
         self.config = config or PoolConfig()
         self._warm: asyncio.Queue[DockerSandbox] = asyncio.Queue()
         self._filling: set[asyncio.Task[None]] = set()
-        self._tokens = float(max(1.0, self.config.create_per_s))
-        self._last = time.monotonic()
-        self._rate = asyncio.Lock()
         self.created = 0
 
     async def __aenter__(self) -> SandboxPool:
@@ -68,42 +74,37 @@ class SandboxPool:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _take_token(self) -> None:
-        async with self._rate:
-            while True:
-                now = time.monotonic()
-                self._tokens = min(
-                    self.config.create_per_s, self._tokens + (now - self._last) * self.config.create_per_s
-                )
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self.config.create_per_s)
-
     def _start_under_cap(self) -> DockerSandbox:
-        """Start one sandbox if the host has a free slot (checked and taken under a file lock)."""
+        """Start one sandbox when the host has a free slot and the host-wide start rate allows it:
+        both checked and taken under one file lock (the lock file holds the last second's starts)."""
         deadline = time.monotonic() + self.config.wait_s
         with open(_lock_path(), "a+") as lock:
             while True:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 try:
-                    if live_count() < self.config.max_live:
+                    lock.seek(0)
+                    now = time.time()
+                    recent = [t for t in _floats(lock.read()) if now - t < 1.0]
+                    if len(recent) < self.config.create_per_s and live_count() < self.config.max_live:
+                        lock.seek(0)
+                        lock.truncate()
+                        lock.write(" ".join(f"{t:.4f}" for t in [*recent, now]))
+                        lock.flush()
                         sb = DockerSandbox(self.sandbox)
                         sb.start_sync()
                         self.created += 1
                         return sb
+                    capped = len(recent) < self.config.create_per_s  # the rate allowed it: the cap did not
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
-                if time.monotonic() > deadline:
+                if capped and time.monotonic() > deadline:
                     raise SandboxError(
                         f"the host already runs {self.config.max_live} agentgym sandboxes (the cap); "
                         f"none freed in {self.config.wait_s:g} s"
                     )
-                time.sleep(0.2)
+                time.sleep(0.2 if capped else 0.05)
 
     async def _new(self) -> DockerSandbox:
-        await self._take_token()
         return await asyncio.to_thread(self._start_under_cap)
 
     async def _fill_one(self) -> None:
