@@ -19,6 +19,7 @@ agentgym tools map            a 2-D map of real and synthetic tools, as PNG
 agentgym sandbox build        the Docker sandbox image (debootstrap + import, cached by recipe)
 agentgym sandbox run -- CMD   one command in a fresh locked-down sandbox
 agentgym sandbox gc           remove every agentgym sandbox container
+agentgym serve model          an OpenAI-compatible server over a model (native tool calls, logprobs)
 agentgym model prepare        convert and cache the embedded model
 agentgym envs                 the registered Gymnasium ids
 """
@@ -48,6 +49,7 @@ from agentgym.cli.runs import (
 )
 from agentgym.cli.sandbox_cmds import sandbox_app
 from agentgym.cli.scrape_cmd import scrape_cmd
+from agentgym.cli.serve_cmds import serve_app
 from agentgym.cli.taskgen_cmds import (
     agents_list_cmd,
     agents_make_cmd,
@@ -68,6 +70,7 @@ model_app = typer.Typer(help="Models: prepare the embedded default.", no_args_is
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(agents_app, name="agents")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(serve_app, name="serve")
 app.add_typer(tools_app, name="tools")
 app.add_typer(model_app, name="model")
 

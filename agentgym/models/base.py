@@ -51,10 +51,12 @@ class Completion:
     """Wall time of generation."""
     model: str = ""
     """Which model produced it."""
+    native_tool_calls: list[dict[str, Any]] | None = None
+    """Calls as the server returned them (OpenAI `tool_calls`), when it parsed them itself."""
 
     def as_action(self) -> dict[str, Any]:
         """The turn as a `ToolUseEnv.step` action (raw text plus what was sampled)."""
-        return {
+        action = {
             "role": "assistant",
             "content": self.text,
             "token_ids": self.token_ids,
@@ -62,6 +64,9 @@ class Completion:
             "finish_reason": self.finish_reason,
             "gen_ms": self.gen_ms,
         }
+        if self.native_tool_calls:
+            action["tool_calls"] = self.native_tool_calls
+        return action
 
 
 class ChatModel(Protocol):

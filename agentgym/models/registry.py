@@ -1,7 +1,7 @@
 """Model specs → ChatModel instances, by registry.
 
 A spec is `embedded` (the default model), `hf:<path>` or a bare path to a local transformers
-checkpoint. New backends (OpenAI-compatible servers, vLLM) register a prefix in `BACKENDS`.
+checkpoint, or `openai:<base url>#<model>[?mode=text]` for any OpenAI-compatible server. New backends (vLLM's engine) register a prefix in `BACKENDS`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ def _embedded(arg: str) -> ChatModel:
     return embedded.load()
 
 
+@backend("openai")
+def _openai(arg: str) -> ChatModel:
+    from agentgym.models.openai_compat import from_spec
+
+    return from_spec(arg)
+
+
 @backend("hf")
 def _hf(arg: str) -> ChatModel:
     from agentgym.models.transformers_model import TransformersChatModel
@@ -45,6 +52,6 @@ def load_model(spec: str = "embedded", **kw: Any) -> ChatModel:
     if Path(spec).exists():
         return BACKENDS["hf"](spec)
     raise ValueError(
-        f"unknown model {spec!r}: use 'embedded', 'hf:<path>' or a local path; "
+        f"unknown model {spec!r}: use 'embedded', 'hf:<path>', 'openai:<url>#<model>' or a local path; "
         f"registered backends: {sorted(BACKENDS)}"
     )
