@@ -31,3 +31,22 @@ def serve_model(
         raise typer.Exit(2) from None
     typer.echo(f"serving {name or m.name} at http://{host}:{port}/v1", err=True)
     serve(m, host, port, name)
+
+
+@serve_app.command("env")
+def serve_env(
+    suite: Annotated[str, typer.Option(help="Suite name or path.")] = "starter",
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+    max_sessions: Annotated[int, typer.Option(help="Most sessions open at once (more get HTTP 429).")] = 256,
+    idle_s: Annotated[float, typer.Option(help="Close a session idle this long.")] = 600.0,
+) -> None:
+    """Serve a suite's episodes over HTTP: POST /reset, /step, /close (session ids); GET /trajectory, /health."""
+    import uvicorn
+
+    from agentgym.cli.runs import load_suite_or_exit
+    from agentgym.env.server import app
+
+    s = load_suite_or_exit(suite)
+    typer.echo(f"serving suite {s.name} ({len(s)} tasks) at http://{host}:{port}", err=True)
+    uvicorn.run(app(s, max_sessions=max_sessions, idle_s=idle_s), host=host, port=port, log_level="warning")
