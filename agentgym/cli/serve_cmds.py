@@ -50,3 +50,35 @@ def serve_env(
     s = load_suite_or_exit(suite)
     typer.echo(f"serving suite {s.name} ({len(s)} tasks) at http://{host}:{port}", err=True)
     uvicorn.run(app(s, max_sessions=max_sessions, idle_s=idle_s), host=host, port=port, log_level="warning")
+
+
+@serve_app.command("mcp")
+def serve_mcp(
+    agent: Annotated[str, typer.Option(help="The agent whose tools are served.")],
+    suite: Annotated[str, typer.Option(help="Suite name or path.")] = "starter",
+    task: Annotated[
+        str | None, typer.Option(help="Start each session in this task's world (default: the seed).")
+    ] = None,
+    http: Annotated[
+        int | None, typer.Option(help="Serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio.")
+    ] = None,
+) -> None:
+    """Serve an agent's simulated tools as a real MCP server (stdio by default)."""
+    import anyio
+
+    from agentgym.cli.runs import load_suite_or_exit
+    from agentgym.mcp.serve import serve_http, serve_stdio, server
+
+    s = load_suite_or_exit(suite)
+    try:
+        app = server(s, agent, task)
+    except KeyError as e:
+        typer.echo(f"error: {e.args[0]}", err=True)
+        raise typer.Exit(2) from None
+    if task is not None and task not in s.tasks:
+        typer.echo(f"error: no task {task!r} in suite {s.name!r}", err=True)
+        raise typer.Exit(2)
+    if http is not None:
+        serve_http(app, "127.0.0.1", http)
+    else:
+        anyio.run(serve_stdio, app)
