@@ -20,6 +20,9 @@ agentgym sandbox build        the Docker sandbox image (debootstrap + import, ca
 agentgym sandbox run -- CMD   one command in a fresh locked-down sandbox
 agentgym sandbox gc           remove every agentgym sandbox container
 agentgym serve model          an OpenAI-compatible server over a model (native tool calls, logprobs)
+agentgym serve env            episodes over HTTP (reset/step/close, session ids)
+agentgym serve mcp --agent ID an agent's simulated tools as a real MCP server
+agentgym sft export FILES     trajectories that met their rubric as OpenAI JSONL, Parquet, ShareGPT, DPO pairs
 agentgym model prepare        convert and cache the embedded model
 agentgym envs                 the registered Gymnasium ids
 """
@@ -50,6 +53,7 @@ from agentgym.cli.runs import (
 from agentgym.cli.sandbox_cmds import sandbox_app
 from agentgym.cli.scrape_cmd import scrape_cmd
 from agentgym.cli.serve_cmds import serve_app
+from agentgym.cli.sft_cmds import sft_app
 from agentgym.cli.taskgen_cmds import (
     agents_list_cmd,
     agents_make_cmd,
@@ -71,6 +75,7 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(agents_app, name="agents")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(serve_app, name="serve")
+app.add_typer(sft_app, name="sft")
 app.add_typer(tools_app, name="tools")
 app.add_typer(model_app, name="model")
 

@@ -1,0 +1,1 @@
+"""SFT data: trajectories that met their rubric, exported as training formats (`export`)."""
