@@ -2,6 +2,7 @@
 
 agentgym demo                 the embedded model on a sample of the starter suite
 agentgym run                  any suite, any policy (embedded, oracle, noop, a local model path)
+agentgym rollout              n rollouts per task, concurrent and resumable
 agentgym agents make          thousands of distinct agents (prompt + coherent tool subset)
 agentgym agents list          the shipped agents
 agentgym tasks generate       a suite of gold-blueprint tasks with rubrics, split and validated
@@ -185,6 +186,40 @@ def run(
         make_user=make_user,
     )
     report(trajs, s, out, f"{model} on {s.name}")
+
+
+@app.command()
+def rollout(
+    suite: Annotated[str, typer.Option(help="Suite name (folder of tasks/) or path.")] = "starter",
+    model: Annotated[
+        str, typer.Option(help="embedded | oracle | noop | hf:<path> | openai:<url>#<model>.")
+    ] = "embedded",
+    n: Annotated[int, typer.Option(help="Rollouts per task (seeds 0..n-1).")] = 1,
+    split: Annotated[str | None, typer.Option(help="Only tasks of this split (train or test).")] = None,
+    sample: Annotated[int | None, typer.Option(help="Only this many tasks (stratified).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight.")] = 16,
+    out: Annotated[Path, typer.Option(help="Output folder (resumes if it holds trajectories).")] = Path(
+        "runs/rollout"
+    ),
+    max_turns: Annotated[int | None, typer.Option(help="Override the tasks' turn limit.")] = None,
+    max_new_tokens: Annotated[int, typer.Option()] = 256,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (rollouts differ above 0).")] = 1.0,
+    user_model: Annotated[str | None, typer.Option(help="A model plays the simulated user.")] = None,
+) -> None:
+    """Roll out a policy over a suite: n episodes per task, concurrent, resumable (a crash loses nothing finished)."""
+    if n < 1:
+        console.print("[red]error:[/] --n must be at least 1")
+        raise typer.Exit(2)
+    s = load_suite_or_exit(suite)
+    ids = [t.id for t in s if split is None or t.split == split]
+    if not ids:
+        console.print(f"[red]error:[/] no tasks of split {split!r} in suite {s.name!r}")
+        raise typer.Exit(2)
+    run(
+        suite=suite, model=model, tasks=",".join(ids), n=sample, seeds=n, out=out, max_turns=max_turns,
+        max_new_tokens=max_new_tokens, temperature=temperature, tool_format="hermes", faults=None,
+        concurrency=concurrency, user_model=user_model, user_turns=4,
+    )  # fmt: skip
 
 
 @tasks_app.command("validate")

@@ -76,3 +76,32 @@ def test_demo_runs_the_embedded_model(tmp_path):
     trajs = list(read_jsonl(tmp_path / "trajectories.jsonl", Trajectory))
     assert len(trajs) == 2 and all(t.turns[0].token_ids for t in trajs)
     assert json.loads((tmp_path / "summary.json").read_text())["episodes"] == 2
+
+
+def test_rollout_resumes_without_repeating(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentgym.cli.main import app
+
+    args = [
+        "rollout",
+        "--suite",
+        "agentic",
+        "--model",
+        "oracle",
+        "--n",
+        "2",
+        "--split",
+        "test",
+        "--sample",
+        "5",
+        "--out",
+        str(tmp_path),
+    ]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
+    assert len(lines) == 10
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and (tmp_path / "trajectories.jsonl").read_text().splitlines() == lines
+    assert CliRunner().invoke(app, [*args[:-2], "--split", "nope", "--out", str(tmp_path)]).exit_code == 2
