@@ -20,7 +20,10 @@ At most `max_concurrency` requests are in flight per model; `min_interval_s` spa
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import random
+import ssl
 import time
 from typing import Any, Literal
 
@@ -40,6 +43,9 @@ class ModelServerError(RuntimeError):
         self.kind: ErrorKind = kind
         self.message = message
 
+
+POOL = 32
+"""Connections per HTTP client; `max_concurrency / POOL` clients share the requests."""
 
 _RETRY = {429: "rate_limited", 500: "server", 502: "server", 503: "server", 504: "server"}
 _FINAL = {401: "auth", 403: "auth", 404: "not_found"}
@@ -78,30 +84,38 @@ class OpenAIChatModel:
         self.extra_body = extra_body or {}
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._sem = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
         self._client_loop: Any = None
         self._next_start = 0.0
         self.requests = 0
         self.retries = 0
 
     def _http(self) -> httpx.AsyncClient:
+        """A client for the next request. Connections are spread over small pools (httpcore scans
+        its whole pool for every request, which is quadratic at hundreds of connections); the
+        clients belong to the running loop and are made again for a new one."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:  # a client belongs to one loop
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers,
-                timeout=self.timeout_s,
-                transport=self._transport,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            )
+        if not self._clients or self._client_loop is not loop:
+            self._clients = [
+                httpx.AsyncClient(
+                    base_url=self.base_url,
+                    headers=self._headers,
+                    timeout=self.timeout_s,
+                    transport=self._transport,
+                    limits=httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL),
+                    verify=_tls(),
+                )
+                for _ in range(max(1, math.ceil(self._max_concurrency / POOL)))
+            ]
             self._client_loop = loop
-        return self._client
+        return self._clients[self.requests % len(self._clients)]
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for c in self._clients:
+            await c.aclose()
+        self._clients = []
 
     def _body(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, s: SamplingParams
@@ -204,6 +218,12 @@ class OpenAIChatModel:
             native_tool_calls=native if self.mode == "native" and native else None,
         )
         return out
+
+
+@functools.lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every client (loading the CA bundle takes ~50 ms each time)."""
+    return ssl.create_default_context()
 
 
 def _sampled(choice: dict[str, Any]) -> tuple[list[int] | None, list[float] | None]:
