@@ -3,6 +3,7 @@
 agentgym demo                 the embedded model on a sample of the starter suite
 agentgym run                  any suite, any policy (embedded, oracle, noop, a local model path)
 agentgym rollout              n rollouts per task, concurrent and resumable
+agentgym bench --model A --model B   pass@1, pass@k, pass^k side by side; HTML report + JSON
 agentgym agents make          thousands of distinct agents (prompt + coherent tool subset)
 agentgym agents list          the shipped agents
 agentgym tasks generate       a suite of gold-blueprint tasks with rubrics, split and validated
@@ -220,6 +221,59 @@ def rollout(
         max_new_tokens=max_new_tokens, temperature=temperature, tool_format="hermes", faults=None,
         concurrency=concurrency, user_model=user_model, user_turns=4,
     )  # fmt: skip
+
+
+@app.command("bench")
+def bench_cmd(
+    model: Annotated[list[str], typer.Option("--model", help="A model to compare (repeat for several).")],
+    suite: Annotated[str, typer.Option(help="Suite name or path.")] = "starter",
+    k: Annotated[int, typer.Option(help="Episodes per task (pass@k, pass^k up to k).")] = 4,
+    sample: Annotated[int | None, typer.Option(help="Only this many tasks (stratified).")] = None,
+    split: Annotated[str | None, typer.Option(help="Only tasks of this split.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (resumes per model).")] = Path("runs/bench"),
+    max_turns: Annotated[int | None, typer.Option(help="Override the tasks' turn limit.")] = None,
+    max_new_tokens: Annotated[int, typer.Option()] = 256,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (k tries differ above 0).")] = 0.7,
+    concurrency: Annotated[int, typer.Option(help="Episodes in flight.")] = 1,
+    price_per_mtok: Annotated[
+        float, typer.Option(help="Cost per million generated tokens, for the cost column.")
+    ] = 0.0,
+) -> None:
+    """Benchmark models side by side: pass@1, pass@k, pass^k by difficulty and category; HTML report + JSON."""
+    import re
+
+    from agentgym.benchmark import summarize, write_report
+    from agentgym.env.tool_env import EnvConfig
+
+    if k < 1:
+        console.print("[red]error:[/] --k must be at least 1")
+        raise typer.Exit(2)
+    s = load_suite_or_exit(suite)
+    ids = [t.id for t in s if split is None or t.split == split]
+    if sample is not None:
+        keep = set(ids)
+        ids = [i for i in stratified(s, len(s), 0) if i in keep][:sample]
+    if not ids:
+        console.print("[red]error:[/] no tasks selected")
+        raise typer.Exit(2)
+    summaries = []
+    for spec in model:
+        make_policy = policy_factory(spec, max_new_tokens, temperature, "hermes")
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec)[:60]
+        trajs = play(s, make_policy, [(i, j) for i in ids for j in range(k)], out / slug,
+                     EnvConfig(max_turns=max_turns), concurrency=concurrency, title=spec)  # fmt: skip
+        summaries.append(summarize(trajs, s, k, spec, price_per_mtok))
+    summary, html_path = write_report(summaries, out, f"agentgym bench: {s.name}, {len(ids)} tasks x {k}")
+    table = Table(title=f"{s.name}: {len(ids)} tasks x {k} episodes")
+    for col in ("model", "pass@1", f"pass@{k}", f"pass^{k}", "tokens/ep", "latency s/ep"):
+        table.add_column(col)
+    for r in summaries:
+        o = r["overall"]
+        table.add_row(r["model"], f"{o['pass@1']:.3f}", f"{o.get(f'pass@{k}', o['pass@1']):.3f}",
+                      f"{o.get(f'pass^{k}', o['pass@1']):.3f}", f"{r['tokens_per_episode']:.0f}",
+                      f"{r['latency_s_per_episode']:.2f}")  # fmt: skip
+    console.print(table)
+    console.print(f"report: {html_path}   summary: {summary}")
 
 
 @tasks_app.command("validate")
