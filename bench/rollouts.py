@@ -10,7 +10,8 @@ after sleeping `--latency-ms` per request. The task is the same two-call weather
 `weather__get_weather` tool, and a rubric that wants the call and the temperature in the reply.
 
 Episodes run through `agentgym.runner.run_episodes` (one env per worker, `--concurrency` workers)
-with `OpenAIChatModel` (native tool calls). The server-bound ideal is what the latency alone
+with `OpenAIChatModel` (native tool calls). `--kill-after S` also SIGKILLs a rollout process
+after S seconds and runs it again: no finished episode may be lost or duplicated. The server-bound ideal is what the latency alone
 allows: every episode needs two sequential requests, so `ceil(episodes / concurrency) * 2 *
 latency` seconds. With `--mcp N`, N more episodes run with the weather tool served by a real MCP
 server process started for each episode (stdio, the process sandbox).
@@ -181,7 +182,7 @@ def start_mock(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the mock server did not start")
 
 
-def run(suite, url: str, episodes: int, concurrency: int, backends=None) -> dict:
+def run(suite, url: str, episodes: int, concurrency: int, backends=None, out: Path | None = None) -> dict:
     from agentgym.env.tool_env import ToolUseEnv
     from agentgym.models.openai_compat import OpenAIChatModel
     from agentgym.policies import ModelPolicy
@@ -190,7 +191,7 @@ def run(suite, url: str, episodes: int, concurrency: int, backends=None) -> dict
     model = OpenAIChatModel(f"{url}/v1", "mock", max_concurrency=concurrency)
     ids = sorted(suite.tasks)
     jobs = [(ids[i % len(ids)], i) for i in range(episodes)]
-    out = Path(tempfile.mkdtemp()) / "trajectories.jsonl"
+    out = out or Path(tempfile.mkdtemp()) / "trajectories.jsonl"
     t0 = time.perf_counter()
     trajs = asyncio.run(
         run_episodes(
@@ -229,6 +230,37 @@ def mcp_backends(script: Path):
     return make
 
 
+def kill_and_resume(url: str, episodes: int, concurrency: int, after_s: float) -> dict:
+    """SIGKILL a rollout process midway, run it again: nothing finished is lost or done twice."""
+    import signal
+
+    out = Path(tempfile.mkdtemp()) / "trajectories.jsonl"
+    here = str(Path(__file__).parent)
+    code = (
+        f"import sys; sys.path.insert(0, {here!r}); import rollouts; "
+        f"rollouts.run(rollouts.weather_suite(), {url!r}, {episodes}, {concurrency}, out=__import__('pathlib').Path({str(out)!r}))"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(after_s)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    before = out.read_bytes().splitlines() if out.exists() else []
+    finished_before = [ln for ln in before if ln.endswith(b"}")]
+    subprocess.run([sys.executable, "-c", code], check=True)
+    after = out.read_bytes().splitlines()
+    ids = [json.loads(ln)["id"] for ln in after]
+    return {
+        "episodes": episodes,
+        "killed_after_s": after_s,
+        "finished_before_kill": len(finished_before),
+        "after_resume": len(after),
+        "unique_ids": len(set(ids)),
+        "lost": len({json.loads(ln)["id"] for ln in finished_before} - set(ids)),
+        "duplicated": len(ids) - len(set(ids)),
+        "kept_in_place": after[: len(finished_before)] == finished_before,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--episodes", type=int, default=1000)
@@ -238,6 +270,12 @@ def main() -> None:
         "--mcp", type=int, default=100, help="episodes with a real MCP server process each (0: skip)"
     )
     ap.add_argument("--mcp-concurrency", type=int, default=16)
+    ap.add_argument(
+        "--kill-after",
+        type=float,
+        default=0.0,
+        help="also SIGKILL a run after this many seconds and resume it",
+    )
     args = ap.parse_args()
     suite = weather_suite()
     proc, url = start_mock(args.latency_ms)
@@ -254,6 +292,8 @@ def main() -> None:
                 out["mcp_server_per_episode"] = run(
                     suite, url, args.mcp, args.mcp_concurrency, mcp_backends(script)
                 )
+        if args.kill_after:
+            out["kill_and_resume"] = kill_and_resume(url, args.episodes, args.concurrency, args.kill_after)
         out["mock_requests"] = httpx.get(f"{url}/health").json()["requests"]
         peers = {
             "verifiers_0.4.0_shared_tool_server_eps": 0.697,
