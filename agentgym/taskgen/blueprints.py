@@ -24,9 +24,9 @@ from typing import Any
 
 from agentgym.spec.tool import ToolSpec
 from agentgym.taskgen.sketch import CollectionView, Reject, Sketch
-from agentgym.taskgen.values import new_value
+from agentgym.taskgen.values import new_value, tool_arguments
 from agentgym.taskgen.verbalize import details, humanize, plural, render
-from agentgym.taskgen.worldgen import label_field
+from agentgym.taskgen.worldgen import label_field, noun
 from agentgym.world.conditions import Context, matches_all
 
 Blueprint = Callable[[Sketch], None]
@@ -67,8 +67,6 @@ def _records(sk: Sketch, col: CollectionView) -> list[dict[str, Any]]:
 
 
 def _noun(col: CollectionView) -> str:
-    from agentgym.taskgen.worldgen import noun
-
     return noun(col.entity)
 
 
@@ -794,6 +792,19 @@ def _reset_state(sk: Sketch) -> None:
     sk.state = sk.initial.fork()
 
 
+def _act_on_all(
+    sk: Sketch, tool: ToolSpec, records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str]:
+    """Apply action `tool` to every record in one turn (some may refuse); returns the refused
+    records and how to say why each was refused."""
+    sem = tool.semantics
+    assert sem is not None
+    results = sk.calls([(tool, {sem.id_arg: r["id"]}) for r in records], expect_ok=None)  # type: ignore[misc]
+    failed = [r for r, res in zip(records, results, strict=True) if not isinstance(res, dict)]
+    field = sem.preconditions[0].field
+    return failed, "; ".join(f"{r['id']} ({_state_words(field, r.get(field))[0]})" for r in failed)
+
+
 @blueprint("bulk_action", 1.2, "complex")
 def bulk_action(sk: Sketch) -> None:
     col, pv, f, lister, arg = _family(sk, ("action",))
@@ -834,12 +845,9 @@ def bulk_action(sk: Sketch) -> None:
     page = sk.call(lister, {arg: parent["id"]})
     if page.get("next_cursor"):
         raise Reject("children span pages")
-    results = sk.calls([(tool, {tool.semantics.id_arg: k["id"]}) for k in page["items"]], expect_ok=None)  # type: ignore[arg-type, union-attr]
-    failed = [k for k, r in zip(page["items"], results, strict=True) if not isinstance(r, dict)]
+    failed, bad = _act_on_all(sk, tool, page["items"])
     if {k["id"] for k in failed} != {k["id"] for k in refused}:
         raise Reject("the refused children are not the expected ones")
-    field = tool.semantics.preconditions[0].field  # type: ignore[union-attr]
-    bad = "; ".join(f"{k['id']} ({_state_words(field, k.get(field))[0]})" for k in failed)
     sk.finish(
         f"I {done} {len(ok)} {plural(_noun(col))} of {pref}. These could not be {done}: {bad}.",
         [len(ok), *[k["id"] for k in failed]],
@@ -903,10 +911,7 @@ def bulk_filtered_action(sk: Sketch) -> None:
     page = sk.call(lister, {arg: value})
     if page.get("next_cursor") or len(page["items"]) != len(chosen):
         raise Reject("the records span pages")
-    results = sk.calls([(tool, {tool.semantics.id_arg: r["id"]}) for r in page["items"]], expect_ok=None)  # type: ignore[union-attr]
-    failed = [r for r, res in zip(page["items"], results, strict=True) if not isinstance(res, dict)]
-    pfield = tool.semantics.preconditions[0].field  # type: ignore[union-attr]
-    bad = "; ".join(f"{r['id']} ({_state_words(pfield, r.get(pfield))[0]})" for r in failed)
+    failed, bad = _act_on_all(sk, tool, page["items"])
     sk.finish(
         f"I {done} {len(ok)} {nouns} with {hf} {value}. These could not be {done}: {bad}.",
         [len(ok), *[r["id"] for r in failed]],
@@ -960,8 +965,6 @@ def _purpose(tool: ToolSpec) -> str:
 
 
 def _real_args(sk: Sketch, tool: ToolSpec) -> dict[str, Any]:
-    from agentgym.taskgen.values import tool_arguments
-
     args = tool_arguments(tool.input_schema, sk.rng)
     if args is None:
         raise Reject(f"cannot make arguments for {tool.name}")

@@ -15,6 +15,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from agentgym.agents.catalog import noun_of
 from agentgym.schema import validator
 from agentgym.spec.world import EntitySpec, WorldSnapshot
 from agentgym.taskgen.values import LABEL_FIELDS, fresh_label
@@ -33,8 +34,7 @@ def label_field(entity: EntitySpec) -> str | None:
 
 
 def noun(entity: EntitySpec) -> str:
-    from agentgym.agents.catalog import noun_of
-
+    """What one record is called ('patient'), from the entity's description or collection."""
     return noun_of({"collection": entity.collection, "description": entity.description})
 
 
