@@ -8,6 +8,7 @@ Gzip (`.jsonl.gz`) is read and written transparently.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,7 +25,10 @@ class JsonlError(ValueError):
 
 def _open(path: Path, mode: str) -> IO[str]:
     if path.suffix == ".gz":
-        return gzip.open(path, mode + "t", encoding="utf-8")  # type: ignore[return-value]
+        if mode == "r":
+            return gzip.open(path, "rt", encoding="utf-8")  # type: ignore[return-value]
+        # mtime=0: the same records give the same bytes, so regenerated files diff cleanly in git
+        return io.TextIOWrapper(gzip.GzipFile(path, mode + "b", mtime=0), encoding="utf-8")
     return open(path, mode, encoding="utf-8")
 
 
