@@ -92,10 +92,12 @@ class OpenAIChatModel:
         self.requests = 0
         self.retries = 0
 
-    def _http(self) -> httpx.AsyncClient:
-        """A client for the next request. Connections are spread over small pools (httpcore scans
-        its whole pool for every request, which is quadratic at hundreds of connections); the
-        clients belong to the running loop and are made again for a new one."""
+    def _http(self) -> int:
+        """The index of the client for the next request. Connections are spread over small pools
+        (httpcore scans its whole pool for every request, which is quadratic at hundreds of
+        connections), and a request goes to the pool with the fewest requests in flight, so it
+        finds a connection that was just freed instead of opening a new one. The clients belong to
+        the running loop and are made again for a new one."""
         loop = asyncio.get_running_loop()
         if not self._clients or self._client_loop is not loop:
             self._clients = [
@@ -109,8 +111,9 @@ class OpenAIChatModel:
                 )
                 for _ in range(max(1, math.ceil(self._max_concurrency / POOL)))
             ]
+            self._in_flight = [0] * len(self._clients)
             self._client_loop = loop
-        return self._clients[self.requests % len(self._clients)]
+        return min(range(len(self._clients)), key=self._in_flight.__getitem__)
 
     async def aclose(self) -> None:
         for c in self._clients:
@@ -122,7 +125,7 @@ class OpenAIChatModel:
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": messages,
+            "messages": [_wire(m) for m in messages],
             "max_tokens": s.max_new_tokens,
             "temperature": s.temperature,
             "top_p": s.top_p,
@@ -148,8 +151,10 @@ class OpenAIChatModel:
                 )
                 await asyncio.sleep(wait)
             self.requests += 1
+            c = self._http()
+            self._in_flight[c] += 1
             try:
-                resp = await self._http().post("/chat/completions", json=body)
+                resp = await self._clients[c].post("/chat/completions", json=body)
             except httpx.TimeoutException:
                 kind, msg, retry_after = (
                     "timeout",
@@ -173,6 +178,8 @@ class OpenAIChatModel:
                     raise ModelServerError("bad_request", f"HTTP {resp.status_code}: {detail}")
                 kind, msg = _RETRY[resp.status_code], f"HTTP {resp.status_code}: {detail}"
                 retry_after = _retry_after(resp)
+            finally:
+                self._in_flight[c] -= 1
             if attempt >= self.max_retries:
                 raise ModelServerError(kind, f"{msg} (after {attempt} retries)")  # type: ignore[arg-type]
             attempt += 1
@@ -275,3 +282,11 @@ def from_spec(arg: str) -> OpenAIChatModel:
     return OpenAIChatModel(
         url, model, api_key=key, mode=q.get("mode", "native"), tool_format=q.get("format", "hermes")
     )  # type: ignore[arg-type]
+
+
+_LOCAL_KEYS = ("token_ids", "logprobs")
+
+
+def _wire(m: dict[str, Any]) -> dict[str, Any]:
+    """A message as the server takes it: the sampled ids a policy keeps for local models stay home."""
+    return {k: v for k, v in m.items() if k not in _LOCAL_KEYS} if any(k in m for k in _LOCAL_KEYS) else m

@@ -1,7 +1,9 @@
 """Model specs → ChatModel instances, by registry.
 
 A spec is `embedded` (the default model), `hf:<path>` or a bare path to a local transformers
-checkpoint, or `openai:<base url>#<model>[?mode=text]` for any OpenAI-compatible server. New backends (vLLM's engine) register a prefix in `BACKENDS`.
+checkpoint, `vllm:<path>` for vLLM's offline engine (GPU, optional extra), or
+`openai:<base url>#<model>[?mode=text]` for any OpenAI-compatible server. New backends register a
+prefix in `BACKENDS`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def _openai(arg: str) -> ChatModel:
     from agentgym.models.openai_compat import from_spec
 
     return from_spec(arg)
+
+
+@backend("vllm")
+def _vllm(arg: str) -> ChatModel:
+    from agentgym.models.vllm_engine import VLLMChatModel
+
+    return VLLMChatModel.from_pretrained(arg)
 
 
 @backend("hf")

@@ -3,22 +3,37 @@
 The prompt is the model's own chat template with `tools` passed through; when that template
 ignores tools (rendering with and without them gives the same text), the bundled ChatML-with-tools
 template (`templates/chatml_tools.jinja`, hermes-style calls) is used instead, so tool schemas
-always reach the model. Generation records the sampled token ids and their log-probabilities under
-the sampling distribution (temperature and top-p applied), straight from `generate`. One
-generation runs at a time per model (a lock), in a worker thread so the event loop stays free.
+always reach the model.
+
+Prompts are token-exact (`agentgym.models.tokens`): the model's earlier turns, when their
+messages carry the `token_ids` it sampled, are spliced in verbatim instead of re-tokenised, and
+`sequence(messages, tools)` gives the trainer the same ids with the loss mask. Generation records
+the sampled ids and their log-probabilities under the sampling distribution (temperature and
+top-p applied), straight from `generate`.
+
+Concurrent `generate` calls are batched: a worker thread takes up to `max_batch` waiting requests
+with the same sampling settings (waiting at most `batch_wait_ms` for company), left-pads them and
+runs one `generate`; each row is cut at its first end token. Seeded requests run alone, so a seed
+reproduces its sample. The event loop never blocks on the model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import queue
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from agentgym.models.base import Completion, SamplingParams
+from agentgym.models.tokens import TokenSequence, assemble
 from agentgym.parsing import parse_turn
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -26,6 +41,18 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 def bundled_template(name: str = "chatml_tools") -> str:
     return (TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+@dataclass(slots=True)
+class _Request:
+    ids: list[int]
+    sampling: SamplingParams
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+    @property
+    def key(self) -> tuple:
+        s = self.sampling
+        return (s.temperature, s.top_p, s.max_new_tokens, s.seed, id(self) if s.seed is not None else 0)
 
 
 class TransformersChatModel:
@@ -40,15 +67,30 @@ class TransformersChatModel:
         tool_format: str = "hermes",
         chat_template: str | None = None,
         threads: int | None = None,
+        max_batch: int = 8,
+        batch_wait_ms: float = 2.0,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.tool_format = tool_format
+        self.max_batch = max_batch
+        self.batch_wait_ms = batch_wait_ms
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._closing = False
+        atexit.register(self.close)  # never leave torch running in a thread at interpreter exit
+        self.batches: list[int] = []
+        """Size of every batch run so far (for benchmarks and tests)."""
         if threads:
             torch.set_num_threads(threads)
         self.chat_template = chat_template or self._pick_template()
+        self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._eos = _eos_ids(tokenizer, model)
 
     @classmethod
     def from_pretrained(
@@ -95,14 +137,40 @@ class TransformersChatModel:
             return bundled_template()
         return None if a != b else bundled_template()
 
-    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
-        """The prompt text the model will continue."""
+    def render(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
+        """The template's text for `messages` (by default, the prompt the model will continue)."""
         return self.tokenizer.apply_chat_template(
             [_plain(m) for m in messages],
             tools=tools or None,
             tokenize=False,
-            add_generation_prompt=True,
+            add_generation_prompt=add_generation_prompt,
             chat_template=self.chat_template,
+        )
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def sequence(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = False,
+    ) -> TokenSequence:
+        """The token-exact sequence of a conversation with its loss mask (`agentgym.models.tokens`)."""
+        return assemble(
+            messages,
+            render=lambda ms, gen: self.render(ms, tools, gen),
+            encode=self.encode,
+            decode=self.decode,
+            add_generation_prompt=add_generation_prompt,
         )
 
     async def generate(
@@ -111,22 +179,81 @@ class TransformersChatModel:
         tools: list[dict[str, Any]] | None = None,
         sampling: SamplingParams | None = None,
     ) -> Completion:
-        return await asyncio.to_thread(self.generate_sync, messages, tools, sampling or SamplingParams())
+        ids = self.sequence(messages, tools, add_generation_prompt=True).ids
+        req = _Request(ids, sampling or SamplingParams())
+        self._ensure_worker()
+        self._queue.put(req)
+        return await asyncio.wrap_future(req.future)
 
     def generate_sync(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, sampling: SamplingParams
     ) -> Completion:
-        prompt = self.render(messages, tools)
-        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
-        n_prompt = enc["input_ids"].shape[1]
+        ids = self.sequence(messages, tools, add_generation_prompt=True).ids
+        return self._run([_Request(ids, sampling)])[0]
+
+    # -- batching -------------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        with self._start_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._serve, name=f"generate:{self.name}", daemon=True)
+                self._worker.start()
+
+    def _serve(self) -> None:
+        held: list[_Request] = []
+        while not self._closing:
+            try:
+                first = held.pop(0) if held else self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch, rest = [first], []
+            for r in held:
+                (batch if r.key == first.key and len(batch) < self.max_batch else rest).append(r)
+            deadline = time.perf_counter() + self.batch_wait_ms / 1000
+            while len(batch) < self.max_batch:
+                try:
+                    r = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+                except queue.Empty:
+                    break
+                (batch if r.key == first.key else rest).append(r)
+            held = rest
+            # a caller that gave up (episode time-out, Ctrl-C) cancelled its future: skip it
+            batch = [r for r in batch if not r.future.cancelled()]
+            if not batch:
+                continue
+            try:
+                outs = self._run(batch)
+            except BaseException as e:  # the callers get the error; the worker keeps serving
+                for r in batch:
+                    _settle(r.future, exc=e)
+                continue
+            for r, c in zip(batch, outs, strict=True):
+                _settle(r.future, result=c)
+
+    def close(self) -> None:
+        """Stop the batching worker (a generation in flight stops at its next token)."""
+        self._closing = True
+        w = self._worker
+        if w is not None and w.is_alive() and w is not threading.current_thread():
+            w.join(timeout=30)
+
+    def _run(self, batch: list[_Request]) -> list[Completion]:
+        """One `generate` over requests with the same sampling settings (left-padded)."""
+        sampling = batch[0].sampling
+        width = max(len(r.ids) for r in batch)
+        input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, r in enumerate(batch):
+            input_ids[row, width - len(r.ids) :] = torch.tensor(r.ids, dtype=torch.long)
+            attention[row, width - len(r.ids) :] = 1
+        dev = self.model.device
         greedy = sampling.temperature == 0
         kwargs: dict[str, Any] = dict(
             max_new_tokens=sampling.max_new_tokens,
             do_sample=not greedy,
             output_scores=True,
             return_dict_in_generate=True,
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            pad_token_id=self._pad,
         )
         if not greedy:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
@@ -137,26 +264,57 @@ class TransformersChatModel:
                 torch.manual_seed(sampling.seed)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                out = self.model.generate(**enc, **kwargs)
+                out = self.model.generate(
+                    input_ids=input_ids.to(dev),
+                    attention_mask=attention.to(dev),
+                    stopping_criteria=[_GiveUp(self, batch)],
+                    **kwargs,
+                )
                 scores = self.model.compute_transition_scores(
                     out.sequences, out.scores, normalize_logits=True
                 )
             gen_ms = (time.perf_counter() - t0) * 1000
-        ids = out.sequences[0, n_prompt:].tolist()
-        lps = scores[0].tolist()[: len(ids)]
-        eos = _eos_ids(self.tokenizer, self.model)
-        stopped = bool(ids) and ids[-1] in eos
-        text = self.tokenizer.decode(ids[:-1] if stopped else ids, skip_special_tokens=False)
-        return Completion(
-            text=text,
-            tool_calls=parse_turn(text, self.tool_format).calls,
-            token_ids=ids,
-            logprobs=lps,
-            prompt_tokens=n_prompt,
-            finish_reason="stop" if stopped else "length",
-            gen_ms=gen_ms,
-            model=self.name,
-        )
+            self.batches.append(len(batch))
+        done = []
+        for row, r in enumerate(batch):
+            ids = out.sequences[row, width:].tolist()
+            end = next((i + 1 for i, t in enumerate(ids) if t in self._eos), len(ids))
+            ids = ids[:end]
+            lps = scores[row].tolist()[: len(ids)]
+            stopped = bool(ids) and ids[-1] in self._eos
+            text = self.decode(ids[:-1] if stopped else ids)
+            done.append(
+                Completion(
+                    text=text,
+                    tool_calls=parse_turn(text, self.tool_format).calls,
+                    token_ids=ids,
+                    logprobs=lps,
+                    prompt_tokens=len(r.ids),
+                    finish_reason="stop" if stopped else "length",
+                    gen_ms=gen_ms,
+                    model=self.name,
+                )
+            )
+        return done
+
+
+class _GiveUp:
+    """Stops a generation early when the model is closing or every caller in the batch gave up."""
+
+    def __init__(self, owner: TransformersChatModel, batch: list[_Request]) -> None:
+        self.owner, self.batch = owner, batch
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: Any) -> torch.Tensor:
+        stop = self.owner._closing or all(r.future.cancelled() for r in self.batch)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+def _settle(fut: concurrent.futures.Future, result: Any = None, exc: BaseException | None = None) -> None:
+    """Deliver a result unless the caller cancelled meanwhile."""
+    if fut.done():
+        return
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        fut.set_exception(exc) if exc is not None else fut.set_result(result)
 
 
 def _eos_ids(tokenizer: Any, model: Any) -> set[int]:

@@ -34,5 +34,13 @@ class ModelPolicy:
             observation, self._first = self._first, []
         self.history.extend(observation)
         completion = await self.model.generate(self.history, self.tools, self.sampling)
-        self.history.append({"role": "assistant", "content": completion.text})
+        # The sampled ids ride along, so a local model splices them in verbatim next turn (token-exact).
+        self.history.append(
+            {
+                "role": "assistant",
+                "content": completion.text,
+                "token_ids": completion.token_ids,
+                "logprobs": completion.logprobs,
+            }
+        )
         return completion.as_action()
