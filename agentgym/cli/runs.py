@@ -30,6 +30,7 @@ from rich.table import Table
 from agentgym.env.tool_env import EnvConfig, ToolUseEnv
 from agentgym.policies.base import Policy
 from agentgym.runner import run_episodes
+from agentgym.scale.specs import EnvSpec, PolicySpec
 from agentgym.spec.jsonl import read_jsonl
 from agentgym.spec.trajectory import Trajectory
 from agentgym.suites.suite import TaskSuite
@@ -62,23 +63,26 @@ def load_suite_or_exit(name: str) -> TaskSuite:
 
 def policy_factory(spec: str, max_new_tokens: int, temperature: float, fmt: str) -> Callable[[], Policy]:
     """A maker of fresh policies for `spec` (oracle, noop, or a model loaded once), or exit 2."""
-    from agentgym.models import SamplingParams, load_model
-    from agentgym.policies import ModelPolicy, NoopPolicy, OraclePolicy
-
-    if spec == "oracle":
-        return lambda: OraclePolicy(fmt)
-    if spec == "noop":
-        return NoopPolicy
+    ps = policy_spec(spec, max_new_tokens, temperature, fmt)
+    if not ps.needs_model:
+        return ps.factory()
     with console.status(f"loading model {spec}..."):
         t0 = time.perf_counter()
         try:
-            model = load_model(spec)
+            make = ps.factory()
         except (ValueError, FileNotFoundError, RuntimeError) as e:
             console.print(f"[red]error:[/] {e}")
             raise typer.Exit(2) from None
-    console.print(f"model [bold]{model.name}[/] ready in {time.perf_counter() - t0:.1f}s")
+    console.print(f"model [bold]{make().name}[/] ready in {time.perf_counter() - t0:.1f}s")
+    return make
+
+
+def policy_spec(spec: str, max_new_tokens: int, temperature: float, fmt: str) -> PolicySpec:
+    """The picklable recipe of a policy: what `policy_factory` builds here and Ray workers build there."""
+    from agentgym.models import SamplingParams
+
     sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    return lambda: ModelPolicy(model, sampling)
+    return PolicySpec(model=spec, sampling=sampling, tool_format=fmt)
 
 
 def stratified(suite: TaskSuite, n: int, seed: int) -> list[str]:
@@ -105,9 +109,63 @@ def play(
     concurrency: int = 1,
     title: str = "episodes",
     make_user: Callable[[], Any] | None = None,
+    episode_timeout_s: float | None = None,
 ) -> list[Trajectory]:
     """Run the jobs (resuming from out/trajectories.jsonl); returns every trajectory of these jobs.
     `make_user` builds each worker's user simulator (default: the task's scripted user)."""
+
+    def engine(path: Path, on_done: Callable[[Trajectory], None]) -> None:
+        asyncio.run(
+            run_episodes(
+                lambda: ToolUseEnv(suite, config=config, user=make_user() if make_user else None),
+                make_policy,
+                jobs,
+                out=path,
+                concurrency=concurrency,
+                on_done=on_done,
+                episode_timeout_s=episode_timeout_s,
+            )
+        )
+
+    return _play_with_progress(engine, jobs, out, title)
+
+
+def play_ray(
+    env: EnvSpec,
+    policy: PolicySpec,
+    jobs: Sequence[tuple[str, int]],
+    out: Path,
+    workers: int,
+    concurrency: int,
+    address: str | None = None,
+    episode_timeout_s: float | None = None,
+    title: str = "episodes",
+) -> list[Trajectory]:
+    """`play` on Ray: `workers` rollout actors, `concurrency` episodes each; same store, same resume."""
+    from agentgym.scale.ray_rollout import RolloutError, run_episodes_ray
+
+    console.print(f"starting {workers} Ray rollout worker(s) ({concurrency} episodes in flight each)...")
+
+    def engine(path: Path, on_done: Callable[[Trajectory], None]) -> None:
+        try:
+            run_episodes_ray(
+                env, policy, jobs, out=path, workers=workers, concurrency_per_worker=concurrency,
+                episode_timeout_s=episode_timeout_s, address=address, on_done=on_done,
+            )  # fmt: skip
+        except RolloutError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(1) from None
+
+    return _play_with_progress(engine, jobs, out, title)
+
+
+def _play_with_progress(
+    engine: Callable[[Path, Callable[[Trajectory], None]], None],
+    jobs: Sequence[tuple[str, int]],
+    out: Path,
+    title: str,
+) -> list[Trajectory]:
+    """Run `engine(store, on_done)` under the live bar (pass rate, throughput); read back these jobs."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "trajectories.jsonl"
     passed = Counter()
@@ -128,16 +186,7 @@ def play(
             progress.update(bar, advance=1, rate=f"{passed['ok']}/{passed['n']}")
 
         try:
-            asyncio.run(
-                run_episodes(
-                    lambda: ToolUseEnv(suite, config=config, user=make_user() if make_user else None),
-                    make_policy,
-                    jobs,
-                    out=path,
-                    concurrency=concurrency,
-                    on_done=done,
-                )
-            )
+            engine(path, done)
         except KeyboardInterrupt:
             progress.stop()
             console.print(
