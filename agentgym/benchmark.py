@@ -115,19 +115,23 @@ def _plots(summaries: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     width = 0.8 / max(1, len(summaries))
     for i, s in enumerate(summaries):
         vals = [s["by_difficulty"].get(d, {}).get("pass@1", 0.0) for d in levels]
-        ax.bar([x + i * width for x in range(len(levels))], vals, width, label=s["model"])
+        bars = ax.bar([x + i * width for x in range(len(levels))], vals, width, label=s["model"])
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)  # a 0.00 bar is otherwise invisible
     ax.set_xticks([x + width * (len(summaries) - 1) / 2 for x in range(len(levels))], levels)
-    ax.set_ylim(0, 1.03)
+    ax.set_ylim(0, 1.12)  # room for the 1.00 labels
     ax.set_ylabel("pass@1")
     ax.legend(fontsize=8)
     ax.set_title("pass@1 by difficulty")
     out.append(("pass@1 by difficulty", _png(fig)))
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for s in summaries:
+    for i, s in enumerate(summaries):
         curve = {int(k): v for k, v in s["pass_hat_curve"].items()}
+        # earlier models drawn wider, so equal curves show as nested stripes instead of hiding each other
+        wide = len(summaries) - 1 - i
         if curve:
-            ax.plot(list(curve), list(curve.values()), marker="o", label=s["model"])
+            ax.plot(list(curve), list(curve.values()), marker="o", label=s["model"],
+                    linewidth=1.2 + 1.2 * wide, markersize=4 + 3 * wide)  # fmt: skip
     ks = sorted({int(k) for s in summaries for k in s["pass_hat_curve"]})
     ax.set_xticks(ks or [1])
     ax.set_xlabel("k")
