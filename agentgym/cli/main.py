@@ -48,7 +48,9 @@ from agentgym.cli.runs import (
     console,
     load_suite_or_exit,
     play,
+    play_ray,
     policy_factory,
+    policy_spec,
     report,
     stratified,
 )
@@ -63,6 +65,7 @@ from agentgym.cli.taskgen_cmds import (
     tasks_generate_cmd,
     tasks_stats_cmd,
 )
+from agentgym.cli.train_cmds import train_app
 
 app = typer.Typer(
     help="Turn MCP tools into RL environments for tool-using language models.",
@@ -78,6 +81,7 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(serve_app, name="serve")
 app.add_typer(sft_app, name="sft")
+app.add_typer(train_app, name="train")
 app.add_typer(tools_app, name="tools")
 app.add_typer(model_app, name="model")
 
@@ -143,6 +147,17 @@ def run(
         ),
     ] = None,
     user_turns: Annotated[int, typer.Option(help="Most replies of the simulated user per episode.")] = 4,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds per episode; one still running is cut and saved as end_reason=timeout."),
+    ] = None,
+    ray_workers: Annotated[
+        int,
+        typer.Option(help="Play on this many Ray rollout workers (--concurrency episodes each); 0: here."),
+    ] = 0,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to use with --ray-workers (default: start a local one).")
+    ] = None,
 ) -> None:
     """Play a suite with any policy; trajectories and a summary go to --out."""
     from agentgym.env.tool_env import EnvConfig
@@ -161,30 +176,45 @@ def run(
     except ValueError as e:
         console.print(f"[red]error:[/] --faults: {e}")
         raise typer.Exit(2) from None
+    if (timeout is not None and timeout <= 0) or ray_workers < 0:
+        console.print("[red]error:[/] --timeout must be > 0 and --ray-workers >= 0")
+        raise typer.Exit(2)
+    from agentgym.models import SamplingParams
+    from agentgym.scale.specs import EnvSpec
+
+    config = EnvConfig(max_turns=max_turns, faults=fc)
+    env_spec = EnvSpec(
+        suite=suite, config=config, user_model=user_model, user_turns=user_turns,
+        user_sampling=SamplingParams(max_new_tokens=min(96, max_new_tokens), temperature=temperature),
+    )  # fmt: skip
+    jobs = [(i, k) for i in ids for k in range(seeds)]
+    if ray_workers:  # the workers load the model and the user model themselves
+        spec = policy_spec(model, max_new_tokens, temperature, tool_format)
+        trajs = play_ray(
+            env_spec, spec, jobs, out, workers=ray_workers, concurrency=concurrency, address=ray_address,
+            episode_timeout_s=timeout, title=model,
+        )  # fmt: skip
+        report(trajs, s, out, f"{model} on {s.name}")
+        return
     make_policy = policy_factory(model, max_new_tokens, temperature, tool_format)
     make_user = None
     if user_model:
-        from agentgym.env.user import ModelUser
-        from agentgym.models import SamplingParams, load_model
-
         with console.status(f"loading user model {user_model}..."):
             try:
-                umodel = load_model(user_model)
+                make_user = env_spec.user_factory()
             except (ValueError, FileNotFoundError, RuntimeError) as e:
                 console.print(f"[red]error:[/] --user-model: {e}")
                 raise typer.Exit(2) from None
-        sampling = SamplingParams(max_new_tokens=min(96, max_new_tokens), temperature=temperature)
-        make_user = lambda: ModelUser(umodel, sampling=sampling, max_user_turns=user_turns)  # noqa: E731
-    jobs = [(i, k) for i in ids for k in range(seeds)]
     trajs = play(
         s,
         make_policy,
         jobs,
         out,
-        EnvConfig(max_turns=max_turns, faults=fc),
+        config,
         concurrency=concurrency,
         title=model,
         make_user=make_user,
+        episode_timeout_s=timeout,
     )
     report(trajs, s, out, f"{model} on {s.name}")
 
@@ -198,7 +228,9 @@ def rollout(
     n: Annotated[int, typer.Option(help="Rollouts per task (seeds 0..n-1).")] = 1,
     split: Annotated[str | None, typer.Option(help="Only tasks of this split (train or test).")] = None,
     sample: Annotated[int | None, typer.Option(help="Only this many tasks (stratified).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Episodes in flight.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option(help="Episodes in flight (per worker with --ray-workers).")
+    ] = 16,
     out: Annotated[Path, typer.Option(help="Output folder (resumes if it holds trajectories).")] = Path(
         "runs/rollout"
     ),
@@ -206,6 +238,16 @@ def rollout(
     max_new_tokens: Annotated[int, typer.Option()] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (rollouts differ above 0).")] = 1.0,
     user_model: Annotated[str | None, typer.Option(help="A model plays the simulated user.")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds per episode; one still running is cut and saved as end_reason=timeout."),
+    ] = None,
+    ray_workers: Annotated[
+        int, typer.Option(help="Roll out on this many Ray workers (actors), --concurrency episodes each.")
+    ] = 0,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster for --ray-workers (default: start a local instance).")
+    ] = None,
 ) -> None:
     """Roll out a policy over a suite: n episodes per task, concurrent, resumable (a crash loses nothing finished)."""
     if n < 1:
@@ -219,7 +261,8 @@ def rollout(
     run(
         suite=suite, model=model, tasks=",".join(ids), n=sample, seeds=n, out=out, max_turns=max_turns,
         max_new_tokens=max_new_tokens, temperature=temperature, tool_format="hermes", faults=None,
-        concurrency=concurrency, user_model=user_model, user_turns=4,
+        concurrency=concurrency, user_model=user_model, user_turns=4, timeout=timeout,
+        ray_workers=ray_workers, ray_address=ray_address,
     )  # fmt: skip
 
 
