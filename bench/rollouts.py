@@ -271,6 +271,12 @@ def main() -> None:
     )
     ap.add_argument("--mcp-concurrency", type=int, default=16)
     ap.add_argument(
+        "--sweep",
+        default="",
+        help="also run the simulated-tool rollout at these concurrencies (comma-separated) and report "
+        "each one's share of the server-bound ideal",
+    )
+    ap.add_argument(
         "--kill-after",
         type=float,
         default=0.0,
@@ -285,6 +291,14 @@ def main() -> None:
         sim["ideal_wall_s"] = round(ideal, 3)
         sim["of_ideal"] = round(ideal / sim["wall_s"], 3)
         out = {"simulated_tools": sim}
+        if args.sweep:
+            out["sweep"] = []
+            for c in [int(x) for x in args.sweep.split(",") if x]:
+                r = run(suite, url, args.episodes, c)
+                ideal_c = math.ceil(args.episodes / c) * 2 * args.latency_ms / 1000
+                r["ideal_wall_s"] = round(ideal_c, 3)
+                r["of_ideal"] = round(ideal_c / r["wall_s"], 3)
+                out["sweep"].append(r)
         if args.mcp:
             with tempfile.TemporaryDirectory() as tmp:
                 script = Path(tmp) / "weather_mcp.py"
