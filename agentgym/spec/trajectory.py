@@ -190,9 +190,9 @@ class Trajectory(Record):
     terminated: bool = False
     """The task ended (answered or the user stopped)."""
     truncated: bool = False
-    """Cut off by the turn or token budget."""
+    """Cut off by the turn or token budget, or by the episode time limit."""
     end_reason: str = ""
-    """answered, user_stop, max_turns, token_budget."""
+    """answered, user_stop, max_turns, token_budget, timeout."""
     metrics: dict[str, float] = Field(default_factory=dict)
     """Counts: tool calls, errors by kind, tokens."""
     timings: dict[str, float] = Field(default_factory=dict)

@@ -99,3 +99,30 @@ def pad(seqs: Sequence[TokenSequence], pad_id: int) -> Padded:
         lp[r, :n] = torch.tensor(s.logprobs, dtype=torch.float32)
         att[r, :n] = 1
     return Padded(ids, mask, lp, att, [len(s.ids) for s in seqs])
+
+
+def masked_logprobs(
+    module: Any, batch: Padded, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities `[B, T-1]` of each next token at the loss positions (0 elsewhere), and
+    optionally their entropies.
+
+    The vocabulary projection runs only where the shifted mask is 1: a 49k-word head over a 4k-token
+    conversation is gigabytes of logits, of which the loss needs the model's few hundred tokens.
+    """
+    base = module.get_base_model() if hasattr(module, "get_base_model") else module
+    hidden = base.model(
+        input_ids=batch.ids, attention_mask=batch.attention, use_cache=False
+    ).last_hidden_state
+    where = batch.mask[:, 1:].bool()
+    logits = base.lm_head(hidden[:, :-1][where]).float() / temperature
+    targets = batch.ids[:, 1:][where]
+    picked = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    logp = torch.zeros(where.shape, dtype=torch.float32).masked_scatter(where, picked)
+    ent = None
+    if with_entropy:
+        with torch.no_grad():
+            p = torch.softmax(logits, -1)
+            e = -torch.special.xlogy(p, p).sum(-1)
+            ent = torch.zeros(where.shape, dtype=torch.float32).masked_scatter(where, e)
+    return logp, ent

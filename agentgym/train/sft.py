@@ -27,8 +27,8 @@ from agentgym.env import EnvConfig, ToolUseEnv
 from agentgym.policies.oracle import OraclePolicy
 from agentgym.runner import run_episodes
 from agentgym.suites import load_suite
-from agentgym.train.grpo import load_policy_model
-from agentgym.train.sequences import pad, sft_sequence
+from agentgym.train.grpo import enable_checkpointing, load_policy_model
+from agentgym.train.sequences import masked_logprobs, pad, sft_sequence
 
 
 class SFTConfig(BaseModel):
@@ -45,6 +45,7 @@ class SFTConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1)
     max_len: int = Field(default=4096, ge=16)
     """Longer conversations are skipped (counted)."""
+    gradient_checkpointing: bool = True
     seed: int = 0
     threads: int | None = None
 
@@ -111,6 +112,8 @@ def train_sft(cfg: SFTConfig, on_step: Any = None) -> dict[str, Any]:
     if not seqs:
         raise ValueError(f"no usable SFT examples ({len(rows)} rows, {skipped} too long or without targets)")
     model = chat.model
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, foreach=False)
     rng = random.Random(cfg.seed)
@@ -124,12 +127,9 @@ def train_sft(cfg: SFTConfig, on_step: Any = None) -> dict[str, Any]:
             batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
             for b in batches:
                 batch = pad([seqs[i] for i in b], chat._pad)
-                logits = model(input_ids=batch.ids, attention_mask=batch.attention).logits[:, :-1].float()
+                logp, _ = masked_logprobs(model, batch)
                 mask = batch.mask[:, 1:]
-                nll = torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]), batch.ids[:, 1:].reshape(-1), reduction="none"
-                ).view_as(mask)
-                loss = (nll * mask).sum() / mask.sum().clamp(min=1)
+                loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))

@@ -168,7 +168,7 @@ def test_a_failing_batch_reports_to_every_caller_and_the_worker_survives(model):
 def test_the_trainer_rebuilds_the_same_sequence_from_the_stored_trajectory(model):
     """`policy_view` turns a stored trajectory back into the policy's conversation, so the trainer's
     sequence (and loss mask) is the one generation saw, turn for turn."""
-    from agentgym.train.sequences import pad, policy_view
+    from agentgym.train.sequences import masked_logprobs, pad, policy_view
 
     suite = load_suite("agentic-multiturn")
     env = ToolUseEnv(suite, config=EnvConfig(max_turns=3))
@@ -181,3 +181,9 @@ def test_the_trainer_rebuilds_the_same_sequence_from_the_stored_trajectory(model
     assert sum(rebuilt.mask) == sum(len(t.token_ids) for t in traj.turns) > 0
     batch = pad([rebuilt, live], model._pad)
     assert batch.mask.sum() == 2 * sum(rebuilt.mask) and batch.ids.shape[1] == len(live.ids)
+    # the trainer's log-probabilities (vocabulary head at the loss positions only) are the sampler's
+    with torch.no_grad():
+        logp, ent = masked_logprobs(model.model, batch, 1.0, with_entropy=True)
+    where = batch.mask[:, 1:].bool()
+    assert torch.allclose(logp[where], batch.sampler_logp[:, 1:][where], atol=2e-3)
+    assert (logp[~where] == 0).all() and (ent[where] > 0).all()

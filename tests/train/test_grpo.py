@@ -102,7 +102,7 @@ def test_sft_masks_exactly_the_assistant_turns_and_learns(tmp_path):
     assert "<|im_start|>user" not in targets and "<tool_response>" not in targets
     summary = train_sft(
         SFTConfig(
-            suite="starter", split=None, max_examples=2, epochs=3, lr=1e-4, batch_size=2, out=str(tmp_path)
+            suite="starter", split=None, max_examples=2, epochs=2, lr=1e-4, batch_size=2, out=str(tmp_path)
         )
     )
     losses = [json.loads(x)["loss"] for x in (tmp_path / "sft_metrics.jsonl").read_text().splitlines()]
