@@ -26,6 +26,7 @@ import contextlib
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,9 @@ class TransformersChatModel:
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._closing = False
-        atexit.register(self.close)  # never leave torch running in a thread at interpreter exit
+        # never leave torch running in a thread at interpreter exit (a weak reference: the hook
+        # must not keep the model alive)
+        atexit.register(_close_if_alive, weakref.ref(self))
         self.batches: list[int] = []
         """Size of every batch run so far (for benchmarks and tests)."""
         if threads:
@@ -196,39 +199,39 @@ class TransformersChatModel:
     def _ensure_worker(self) -> None:
         with self._start_lock:
             if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._serve, name=f"generate:{self.name}", daemon=True)
+                self._worker = threading.Thread(
+                    target=_serve_loop,
+                    args=(weakref.ref(self), self._queue),
+                    name=f"generate:{self.name}",
+                    daemon=True,
+                )
                 self._worker.start()
 
-    def _serve(self) -> None:
-        held: list[_Request] = []
-        while not self._closing:
+    def _serve_once(self, first: _Request, held: list[_Request]) -> list[_Request]:
+        """Run one batch led by `first`; returns the requests left waiting."""
+        batch, rest = [first], []
+        for r in held:
+            (batch if r.key == first.key and len(batch) < self.max_batch else rest).append(r)
+        deadline = time.perf_counter() + self.batch_wait_ms / 1000
+        while len(batch) < self.max_batch:
             try:
-                first = held.pop(0) if held else self._queue.get(timeout=0.5)
+                r = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
             except queue.Empty:
-                continue
-            batch, rest = [first], []
-            for r in held:
-                (batch if r.key == first.key and len(batch) < self.max_batch else rest).append(r)
-            deadline = time.perf_counter() + self.batch_wait_ms / 1000
-            while len(batch) < self.max_batch:
-                try:
-                    r = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
-                except queue.Empty:
-                    break
-                (batch if r.key == first.key else rest).append(r)
-            held = rest
-            # a caller that gave up (episode time-out, Ctrl-C) cancelled its future: skip it
-            batch = [r for r in batch if not r.future.cancelled()]
-            if not batch:
-                continue
-            try:
-                outs = self._run(batch)
-            except BaseException as e:  # the callers get the error; the worker keeps serving
-                for r in batch:
-                    _settle(r.future, exc=e)
-                continue
-            for r, c in zip(batch, outs, strict=True):
-                _settle(r.future, result=c)
+                break
+            (batch if r.key == first.key else rest).append(r)
+        # a caller that gave up (episode time-out, Ctrl-C) cancelled its future: skip it
+        batch = [r for r in batch if not r.future.cancelled()]
+        if not batch:
+            return rest
+        try:
+            outs = self._run(batch)
+        except BaseException as e:  # the callers get the error; the worker keeps serving
+            for r in batch:
+                _settle(r.future, exc=e)
+            return rest
+        for r, c in zip(batch, outs, strict=True):
+            _settle(r.future, result=c)
+        return rest
 
     def close(self) -> None:
         """Stop the batching worker (a generation in flight stops at its next token)."""
@@ -296,6 +299,34 @@ class TransformersChatModel:
                 )
             )
         return done
+
+
+def _serve_loop(ref: weakref.ref, q: queue.Queue) -> None:
+    """The batching worker. It holds its model only weakly between batches, so a model nobody uses
+    any more is freed and its worker ends."""
+    held: list[_Request] = []
+    while True:
+        try:
+            first = held.pop(0) if held else q.get(timeout=0.5)
+        except queue.Empty:
+            m = ref()
+            if m is None or m._closing:
+                return
+            del m
+            continue
+        m = ref()
+        if m is None or m._closing:
+            for r in [first, *held]:
+                _settle(r.future, exc=RuntimeError("the model was closed"))
+            return
+        held = m._serve_once(first, held)
+        del m
+
+
+def _close_if_alive(ref: weakref.ref) -> None:
+    m = ref()
+    if m is not None:
+        m.close()
 
 
 class _GiveUp:
