@@ -69,7 +69,7 @@ class TransformersChatModel:
         chat_template: str | None = None,
         threads: int | None = None,
         max_batch: int = 8,
-        batch_wait_ms: float = 2.0,
+        batch_wait_ms: float = 20.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
