@@ -38,6 +38,7 @@ from agentgym.rewards.judge import (
     Pricing,
     ReplyCache,
     Usage,
+    bundled_file,
     cache_of,
     load_prompt,
     model_of,
@@ -77,12 +78,7 @@ class CritiqueRubric(Record):
 
 def load_rubric(name_or_path: str | Path) -> CritiqueRubric:
     """A rubric YAML: a bundled one by name (`core`, `prescriptive`) or any path."""
-    p = Path(name_or_path)
-    if not p.suffix:
-        p = RUBRICS / f"{p}.yaml"
-    if not p.is_file():
-        raise FileNotFoundError(f"no rubric file at {p}")
-    return CritiqueRubric.model_validate(load_yaml(p.read_text(encoding="utf-8")))
+    return CritiqueRubric.model_validate(load_yaml(bundled_file(name_or_path, RUBRICS, ".yaml", "rubric")))
 
 
 def render_rubric(r: CritiqueRubric) -> str:

@@ -52,14 +52,19 @@ from agentgym.spec.trajectory import CriterionResult, RubricResult, Trajectory
 PROMPTS = Path(__file__).parent / "prompts"
 
 
-def load_prompt(name_or_path: str | Path) -> Template:
-    """A prompt template: a file of `prompts/` by stem (`judge`), or any path. `$name` placeholders."""
+def bundled_file(name_or_path: str | Path, folder: Path, suffix: str, what: str) -> str:
+    """The text of a bundled file by stem (`folder/<stem><suffix>`) or of any path."""
     p = Path(name_or_path)
     if not p.suffix:
-        p = PROMPTS / f"{p}.txt"
+        p = folder / f"{p}{suffix}"
     if not p.is_file():
-        raise FileNotFoundError(f"no prompt file at {p}")
-    return Template(p.read_text(encoding="utf-8"))
+        raise FileNotFoundError(f"no {what} file at {p}")
+    return p.read_text(encoding="utf-8")
+
+
+def load_prompt(name_or_path: str | Path) -> Template:
+    """A prompt template: a file of `prompts/` by stem (`judge`), or any path. `$name` placeholders."""
+    return Template(bundled_file(name_or_path, PROMPTS, ".txt", "prompt"))
 
 
 # ---- rendering ------------------------------------------------------------------------------------
