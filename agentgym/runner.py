@@ -10,8 +10,9 @@ to `size` (env, policy) pairs, each playing one episode at a time, and replaces 
 timed out (a cancelled env or policy may be left mid-call, so it is closed and never reused).
 
 `run_episodes` plays a list of (task, seed) jobs with bounded concurrency through an `EnvPool`,
-appends each finished trajectory to a JSONL file as soon as it ends (fsynced, so an interrupted run
-loses nothing that finished), and skips episodes whose key is already in that file (resume).
+appends each finished trajectory to a JSONL file as soon as it ends (written at once, so a killed run
+loses nothing that finished; fsynced in groups every ~50 ms, so a crash of the machine can lose the
+last such window, `JsonlAppender`), and skips episodes whose key is already in that file (resume).
 A timed-out episode is a finished one: it is written and counted like any other, and resume does
 not run it again (rerunning it would make a run's outcome depend on how often it was restarted);
 delete its line to retry it. Progress goes to an optional callback. The Ray driver

@@ -14,7 +14,9 @@ with `OpenAIChatModel` (native tool calls). `--kill-after S` also SIGKILLs a rol
 after S seconds and runs it again: no finished episode may be lost or duplicated. The server-bound ideal is what the latency alone
 allows: every episode needs two sequential requests, so `ceil(episodes / concurrency) * 2 *
 latency` seconds. With `--mcp N`, N more episodes run with the weather tool served by a real MCP
-server process started for each episode (stdio, the process sandbox).
+server process started for each episode (stdio, the process sandbox): forked from a fork server
+that imported the SDK once (`agentgym.mcp.prefork`, the default), or with `--no-mcp-prefork`
+spawned as a fresh Python each time.
 """
 
 from __future__ import annotations
@@ -216,15 +218,15 @@ def run(suite, url: str, episodes: int, concurrency: int, backends=None, out: Pa
     }
 
 
-def mcp_backends(script: Path):
+def mcp_backends(script: Path, prefork: bool = True):
     from agentgym.backends.defaults import default_backends
     from agentgym.mcp.backend import MCPBackend, MCPServerConfig
 
+    cfg = MCPServerConfig(spec=f"{sys.executable} {script}", container=False, prefork=prefork)
+
     def make():
         backends = default_backends(weather_suite().world)
-        backends.insert(
-            0, MCPBackend({"weather": MCPServerConfig(spec=f"{sys.executable} {script}", container=False)})
-        )
+        backends.insert(0, MCPBackend({"weather": cfg}))
         return backends
 
     return make
@@ -271,6 +273,13 @@ def main() -> None:
     )
     ap.add_argument("--mcp-concurrency", type=int, default=16)
     ap.add_argument(
+        "--mcp-prefork",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fork each episode's MCP server from a fork server that imported the SDK once "
+        "(agentgym.mcp.prefork); --no-mcp-prefork spawns a fresh Python per episode",
+    )
+    ap.add_argument(
         "--sweep",
         default="",
         help="also run the simulated-tool rollout at these concurrencies (comma-separated) and report "
@@ -303,9 +312,10 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 script = Path(tmp) / "weather_mcp.py"
                 script.write_text(WEATHER_MCP)
-                out["mcp_server_per_episode"] = run(
-                    suite, url, args.mcp, args.mcp_concurrency, mcp_backends(script)
-                )
+                out["mcp_server_per_episode"] = {
+                    "prefork": args.mcp_prefork,
+                    **run(suite, url, args.mcp, args.mcp_concurrency, mcp_backends(script, args.mcp_prefork)),
+                }
         if args.kill_after:
             out["kill_and_resume"] = kill_and_resume(url, args.episodes, args.concurrency, args.kill_after)
         out["mock_requests"] = httpx.get(f"{url}/health").json()["requests"]

@@ -2,7 +2,8 @@
 
 `MCPBackend({server: spec})` serves the tools whose `provenance.server` is a key (the tool's
 `provenance.original_name` is what the server is asked to run). The first call to a server in an
-episode starts it (stdio: installed and launched through `agentgym.mcp.client.connect`, or a
+episode starts it (stdio: installed and launched through `agentgym.mcp.client.connect` — forked
+from a fork server with `prefork=True`, for Python servers outside containers — or a
 streamable-HTTP URL) and the session lives until `end_episode`, so state persists across the
 calls of an episode and never across episodes. An untrusted npm server runs inside a sandbox
 container (`container=True`, the default for npm specs): `docker run -i` of the sandbox image,
@@ -54,6 +55,9 @@ class MCPServerConfig(Record):
     """Start + initialise limit, and each call's limit."""
     memory_mb: int = Field(default=512, ge=64)
     """Container memory limit."""
+    prefork: bool = False
+    """Fork a Python server from a fork server that imported the SDK once, instead of spawning it
+    (`agentgym.mcp.prefork`: milliseconds instead of a CPU-second per episode; not in a container)."""
 
 
 def container_argv(installed: InstalledServer, cfg: MCPServerConfig, name: str) -> tuple[str, ...]:
@@ -107,7 +111,7 @@ class _Session:
             wrap = lambda inst: container_argv(inst, self.cfg, self.container)  # noqa: E731
         assert self.ready is not None
         try:
-            async with connect(spec, timeout=self.cfg.timeout_s, wrap=wrap) as conn:
+            async with connect(spec, timeout=self.cfg.timeout_s, wrap=wrap, prefork=self.cfg.prefork) as conn:
                 self.ready.set_result(True)
                 while (item := await self.queue.get()) is not None:
                     name, args, fut = item

@@ -1,7 +1,9 @@
 """Talking to a real MCP server: `connect(spec, timeout=…)` yields an initialised `Connection`.
 
 In: a `ServerSpec` (or its string). `connect` installs the package if needed (`launch.install`),
-starts the server in the sandbox (`sandbox.start`, stdio) or opens the streamable-HTTP endpoint,
+starts the server in the sandbox (`sandbox.start`, stdio; with `prefork=True` a Python server is
+forked from a fork server instead, `prefork.start`, sandboxed alike and with the same guarantees
+below) or opens the streamable-HTTP endpoint,
 runs the MCP `initialize` handshake with the `mcp` SDK's `ClientSession`, and yields a `Connection`:
 the session itself, the server's `Implementation` (name, version), its capabilities, and helpers
 that list tools, resources and prompts across pages and call tools.
@@ -42,6 +44,7 @@ from pydantic import ValidationError
 
 from agentgym.mcp.errors import MCPServerError
 from agentgym.mcp.launch import InstalledServer, ServerSpec, install
+from agentgym.mcp.prefork import start as prefork_start
 from agentgym.mcp.sandbox import SandboxedProcess, SandboxPolicy, start
 
 CLIENT_INFO = types.Implementation(name="agentgym", version="0.1.0")
@@ -394,10 +397,12 @@ async def connect(
     install_timeout: float = 600.0,
     policy: SandboxPolicy | None = None,
     wrap: Callable[[InstalledServer], tuple[str, ...]] | None = None,
+    prefork: bool = False,
 ) -> AsyncIterator[Connection]:
     """Start (or reach) the server of `spec`, initialise a session and yield it (module doc).
     `wrap` turns the installed server into the command line actually started (e.g. `docker run -i
-    ... node server.js`, to run an untrusted server inside a container)."""
+    ... node server.js`, to run an untrusted server inside a container). `prefork` forks a Python
+    server from a fork server instead of spawning it (`agentgym.mcp.prefork`; never with `wrap`)."""
     if isinstance(spec, str):
         try:
             spec = ServerSpec.parse(spec)
@@ -413,7 +418,8 @@ async def connect(
             if installed is not None:
                 async with watch.guard("starting the server", timeout):
                     argv = wrap(installed) if wrap is not None else installed.argv
-                    watch.process = await start(argv, sandbox_policy(spec, policy))
+                    launcher = prefork_start if prefork and wrap is None else start
+                    watch.process = await launcher(argv, sandbox_policy(spec, policy))
                 stack.push_async_callback(watch.process.close)
                 streams = await stack.enter_async_context(_stdio_transport(watch.process, watch))
             else:

@@ -1,7 +1,9 @@
 """A process sandbox for untrusted MCP servers: scrubbed, limited, isolated, and always killed.
 
 `start(argv, policy)` spawns a command with pipes on stdin/stdout and returns a `SandboxedProcess`;
-`sandboxed(argv, policy)` is the same as an async context manager. The process gets:
+`sandboxed(argv, policy)` is the same as an async context manager. `prepare(argv, policy)` is the part
+before spawning (folder, environment, command line, network rule, limits), which the fork server
+(`agentgym.mcp.prefork`) shares so that a forked server is sandboxed the same way. The process gets:
 
 - its own session and process group (`start_new_session`), so the whole tree can be signalled;
 - a scrubbed environment: `PATH`, `LANG`, `HOME` and `TMPDIR` inside a private temp folder, the
@@ -37,7 +39,9 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 from pydantic import Field
@@ -211,12 +215,23 @@ def _kill_leftovers() -> None:
         proc.kill()
 
 
+class ProcessHandle(Protocol):
+    """What `SandboxedProcess` needs of a child: `asyncio.subprocess.Process` has it, and so has a server
+    forked by the fork server (`agentgym.mcp.prefork`). `returncode` is None while it runs."""
+
+    pid: int
+    stdin: asyncio.StreamWriter | None
+    stdout: asyncio.StreamReader | None
+    stderr: asyncio.StreamReader | None
+    returncode: int | None
+
+
 class SandboxedProcess:
     """A running sandboxed process (see module doc); `close()` must be awaited, and is by `sandboxed`."""
 
     def __init__(
         self,
-        proc: asyncio.subprocess.Process,
+        proc: ProcessHandle,
         root: Path,
         cgroup: Path | None,
         network_isolated: bool,
@@ -324,7 +339,7 @@ class SandboxedProcess:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _close_transport(proc: asyncio.subprocess.Process) -> None:
+def _close_transport(proc: ProcessHandle) -> None:
     transport = getattr(proc, "_transport", None)
     if transport is not None:
         with contextlib.suppress(Exception):
@@ -336,8 +351,37 @@ def fill(text: str, workdir: Path, home: Path) -> str:
     return text.replace("{workdir}", str(workdir)).replace("{home}", str(home))
 
 
-async def start(argv: tuple[str, ...] | list[str], policy: SandboxPolicy | None = None) -> SandboxedProcess:
-    """Spawn `argv` in the sandbox (module doc); the caller must `await proc.close()`."""
+@dataclass
+class Launch:
+    """A process ready to be spawned (`prepare`): its private folder, command line, environment and limits.
+    Shared by `start` and the fork server (`agentgym.mcp.prefork`), so both sandbox a server alike."""
+
+    root: Path
+    command: list[str]
+    """Placeholders filled, the program resolved on the scrubbed PATH; without the isolation prefix."""
+    env: dict[str, str]
+    isolation: tuple[str, ...] | None
+    """The `unshare` prefix that takes the network away; None: the process keeps the network."""
+    cgroup: Path | None
+    limits: list[tuple[int, int]]
+    """(RLIMIT_*, value) pairs to set in the child."""
+    process_limit: str
+
+    @property
+    def workdir(self) -> Path:
+        return self.root / "work"
+
+    def discard(self) -> None:
+        """Undo `prepare` for a process that never started."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.rmdir()
+
+
+def prepare(argv: tuple[str, ...] | list[str], policy: SandboxPolicy | None = None) -> Launch:
+    """The private folder, environment, command line, network rule and limits for `argv` (module doc);
+    `MCPServerError("start_failed")` when it cannot run as the policy asks."""
     policy = policy or SandboxPolicy()
     if not argv:
         raise MCPServerError("start_failed", "empty command line")
@@ -356,12 +400,10 @@ async def start(argv: tuple[str, ...] | list[str], policy: SandboxPolicy | None 
         raise MCPServerError("start_failed", f"cannot start {command[0]}: not found or not executable")
     command[0] = program
 
-    isolated = False
+    isolation = None
     if not policy.network:
-        prefix = network_isolation_prefix()
-        if prefix is not None:
-            command, isolated = [*prefix, "--", *command], True
-        elif policy.require_network_isolation:
+        isolation = network_isolation_prefix()
+        if isolation is None and policy.require_network_isolation:
             shutil.rmtree(root, ignore_errors=True)
             raise MCPServerError(
                 "start_failed", "network isolation is required but `unshare --net` is not permitted"
@@ -374,25 +416,36 @@ async def start(argv: tuple[str, ...] | list[str], policy: SandboxPolicy | None 
             process_limit = "cgroup"
         elif os.geteuid() != 0:
             nproc, process_limit = _user_tasks() + policy.max_processes, "rlimit"
+    return Launch(root, command, env, isolation, cgroup, _rlimits(policy, nproc), process_limit)
+
+
+async def start(argv: tuple[str, ...] | list[str], policy: SandboxPolicy | None = None) -> SandboxedProcess:
+    """Spawn `argv` in the sandbox (module doc); the caller must `await proc.close()`."""
+    return await spawn(prepare(argv, policy))
+
+
+async def spawn(launch: Launch) -> SandboxedProcess:
+    """Spawn a prepared process (`prepare`); the caller must `await proc.close()`."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *command,
+            *(launch.isolation or ()),
+            *(("--",) if launch.isolation else ()),
+            *launch.command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=workdir,
+            env=launch.env,
+            cwd=launch.workdir,
             start_new_session=True,
-            preexec_fn=_preexec(_rlimits(policy, nproc), cgroup),
+            preexec_fn=_preexec(launch.limits, launch.cgroup),
             limit=STDOUT_LINE_LIMIT,
         )
     except (OSError, subprocess.SubprocessError, ValueError) as e:
-        shutil.rmtree(root, ignore_errors=True)
-        if cgroup is not None:
-            with contextlib.suppress(OSError):
-                cgroup.rmdir()
-        raise MCPServerError("start_failed", f"cannot start {argv[0]}: {e}") from None
-    return SandboxedProcess(proc, root, cgroup, isolated, process_limit)
+        launch.discard()
+        raise MCPServerError("start_failed", f"cannot start {launch.command[0]}: {e}") from None
+    return SandboxedProcess(
+        proc, launch.root, launch.cgroup, launch.isolation is not None, launch.process_limit
+    )
 
 
 @contextlib.asynccontextmanager
