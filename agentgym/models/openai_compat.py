@@ -140,7 +140,15 @@ class OpenAIChatModel:
                 body["tool_choice"] = "none"  # the server shows the tools; we read the calls from the text
         return body
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, body: dict[str, Any], path: str = "/chat/completions") -> dict[str, Any]:
+        resp = await self._send(path, body)
+        try:
+            return resp.json()
+        except ValueError:
+            raise ModelServerError("protocol", f"not JSON: {resp.text[:200]!r}") from None
+
+    async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """POST `body` to `path` under the base URL: the 200 answer, after retries (module doc)."""
         attempt = 0
         while True:
             if self.min_interval_s:
@@ -154,7 +162,7 @@ class OpenAIChatModel:
             c = self._http()
             self._in_flight[c] += 1
             try:
-                resp = await self._clients[c].post("/chat/completions", json=body)
+                resp = await self._clients[c].post(path, json=body)
             except httpx.TimeoutException:
                 kind, msg, retry_after = (
                     "timeout",
@@ -167,10 +175,7 @@ class OpenAIChatModel:
                 kind, msg, retry_after = "server", f"{type(e).__name__}: {e}", None
             else:
                 if resp.status_code == 200:
-                    try:
-                        return resp.json()
-                    except ValueError:
-                        raise ModelServerError("protocol", f"not JSON: {resp.text[:200]!r}") from None
+                    return resp
                 detail = _error_text(resp)
                 if resp.status_code in _FINAL:
                     raise ModelServerError(_FINAL[resp.status_code], f"HTTP {resp.status_code}: {detail}")  # type: ignore[arg-type]

@@ -1,9 +1,10 @@
 """Model specs → ChatModel instances, by registry.
 
 A spec is `embedded` (the default model), `hf:<path>` or a bare path to a local transformers
-checkpoint, `vllm:<path>` for vLLM's offline engine (GPU, optional extra), or
-`openai:<base url>#<model>[?mode=text]` for any OpenAI-compatible server. New backends register a
-prefix in `BACKENDS`.
+checkpoint, `vllm:<path>` for vLLM's offline engine (GPU, optional extra),
+`vllm-server:<base url>#<tokenizer folder | embedded>[?model=<name>]` for a vLLM server driven with
+token ids (token-exact, LoRA adapters), or `openai:<base url>#<model>[?mode=text]` for any
+OpenAI-compatible server. New backends register a prefix in `BACKENDS`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def _vllm(arg: str) -> ChatModel:
     return VLLMChatModel.from_pretrained(arg)
 
 
+@backend("vllm-server")
+def _vllm_server(arg: str) -> ChatModel:
+    from agentgym.models.vllm_server import from_spec
+
+    return from_spec(arg)
+
+
 @backend("hf")
 def _hf(arg: str) -> ChatModel:
     from agentgym.models.transformers_model import TransformersChatModel
@@ -61,6 +69,7 @@ def load_model(spec: str = "embedded", **kw: Any) -> ChatModel:
     if Path(spec).exists():
         return BACKENDS["hf"](spec)
     raise ValueError(
-        f"unknown model {spec!r}: use 'embedded', 'hf:<path>', 'openai:<url>#<model>' or a local path; "
+        f"unknown model {spec!r}: use 'embedded', 'hf:<path>', 'openai:<url>#<model>', "
+        f"'vllm-server:<url>#<tokenizer>' or a local path; "
         f"registered backends: {sorted(BACKENDS)}"
     )

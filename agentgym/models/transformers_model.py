@@ -11,10 +11,17 @@ messages carry the `token_ids` it sampled, are spliced in verbatim instead of re
 the sampled ids and their log-probabilities under the sampling distribution (temperature and
 top-p applied), straight from `generate`.
 
+`ChatPrompts` is the part that needs no weights (tokenizer, template choice, rendering, token-exact
+sequences, end tokens); the model extends it, and a client of a remote engine uses it alone
+(`agentgym.models.vllm_server`). `generate_ids` continues raw prompt ids (a completions endpoint).
+Served models can carry peft LoRA adapters (`load_adapter` / `unload_adapter`); a request names
+the adapter it wants, and the worker switches adapters only between batches.
+
 Concurrent `generate` calls are batched: a worker thread takes up to `max_batch` waiting requests
 with the same sampling settings (waiting at most `batch_wait_ms` for company), left-pads them and
-runs one `generate`; each row is cut at its first end token. Seeded requests run alone, so a seed
-reproduces its sample. The event loop never blocks on the model.
+runs one `generate`; each row is cut at its first end token. Requests for different adapters never
+share a batch. Seeded requests run alone, so a seed reproduces its sample. The event loop never
+blocks on the model.
 """
 
 from __future__ import annotations
@@ -48,75 +55,44 @@ def bundled_template(name: str = "chatml_tools") -> str:
 class _Request:
     ids: list[int]
     sampling: SamplingParams
+    adapter: str | None = None
+    """The LoRA adapter to generate with (None: the base weights)."""
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
     @property
     def key(self) -> tuple:
         s = self.sampling
-        return (s.temperature, s.top_p, s.max_new_tokens, s.seed, id(self) if s.seed is not None else 0)
+        seeded = id(self) if s.seed is not None else 0
+        return (s.temperature, s.top_p, s.max_new_tokens, s.seed, seeded, self.adapter)
 
 
-class TransformersChatModel:
-    """See module doc."""
+class ChatPrompts:
+    """A tokenizer and the chat template it is prompted with: renders conversations and makes their
+    token-exact sequences. Needs no weights, so a client of a remote engine builds exactly the ids a
+    local model would (`agentgym.models.vllm_server`)."""
 
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        name: str,
-        tool_format: str = "hermes",
-        chat_template: str | None = None,
-        threads: int | None = None,
-        max_batch: int = 8,
-        batch_wait_ms: float = 20.0,
-    ) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.model = model.eval()
+    def __init__(self, tokenizer: Any, *, eos_ids: set[int], chat_template: str | None = None) -> None:
         self.tokenizer = tokenizer
-        self.name = name
-        self.tool_format = tool_format
-        self.max_batch = max_batch
-        self.batch_wait_ms = batch_wait_ms
-        self._lock = threading.Lock()
-        self._start_lock = threading.Lock()
-        self._queue: queue.Queue[_Request] = queue.Queue()
-        self._worker: threading.Thread | None = None
-        self._closing = False
-        # never leave torch running in a thread at interpreter exit (a weak reference: the hook
-        # must not keep the model alive)
-        atexit.register(_close_if_alive, weakref.ref(self))
-        self.batches: list[int] = []
-        """Size of every batch run so far (for benchmarks and tests)."""
-        if threads:
-            torch.set_num_threads(threads)
         self.chat_template = chat_template or self._pick_template()
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self._eos = _eos_ids(tokenizer, model)
+        self._eos = eos_ids
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path,
-        *,
-        name: str | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: str | None = None,
-        **kw: Any,
-    ) -> TransformersChatModel:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def from_pretrained(cls, path: str | Path, *, chat_template: str | None = None) -> ChatPrompts:
+        """The tokenizer, template and end tokens of a local checkpoint (no weights are read)."""
+        from transformers import AutoTokenizer, GenerationConfig
 
         p = Path(path)
         if not p.exists():
-            raise FileNotFoundError(
-                f"no model at {p} (agentgym loads local models only; nothing is downloaded)"
-            )
+            raise FileNotFoundError(f"no tokenizer at {p} (agentgym loads local files only)")
         tok = AutoTokenizer.from_pretrained(p)
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype)
-        if device:
-            model = model.to(device)
-        return cls(model, tok, name=name or p.name, **kw)
+        gen = GenerationConfig.from_pretrained(p) if (p / "generation_config.json").exists() else None
+        return cls(tok, eos_ids=_eos_ids(tok, gen), chat_template=chat_template)
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        """The ids that end a turn (the tokenizer's and the generation config's end tokens)."""
+        return frozenset(self._eos)
 
     def _pick_template(self) -> str | None:
         own = getattr(self.tokenizer, "chat_template", None)
@@ -176,14 +152,87 @@ class TransformersChatModel:
             add_generation_prompt=add_generation_prompt,
         )
 
+
+class TransformersChatModel(ChatPrompts):
+    """See module doc."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        tool_format: str = "hermes",
+        chat_template: str | None = None,
+        threads: int | None = None,
+        max_batch: int = 8,
+        batch_wait_ms: float = 20.0,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.model = model.eval()
+        self.name = name
+        self.tool_format = tool_format
+        self.max_batch = max_batch
+        self.batch_wait_ms = batch_wait_ms
+        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._closing = False
+        # never leave torch running in a thread at interpreter exit (a weak reference: the hook
+        # must not keep the model alive)
+        atexit.register(_close_if_alive, weakref.ref(self))
+        self.batches: list[int] = []
+        """Size of every batch run so far (for benchmarks and tests)."""
+        self._adapters: dict[str, str] = {}
+        if threads:
+            torch.set_num_threads(threads)
+        super().__init__(
+            tokenizer,
+            eos_ids=_eos_ids(tokenizer, getattr(model, "generation_config", None)),
+            chat_template=chat_template,
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: str | None = None,
+        **kw: Any,
+    ) -> TransformersChatModel:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(
+                f"no model at {p} (agentgym loads local models only; nothing is downloaded)"
+            )
+        tok = AutoTokenizer.from_pretrained(p)
+        model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype)
+        if device:
+            model = model.to(device)
+        return cls(model, tok, name=name or p.name, **kw)
+
     async def generate(
         self,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]] | None = None,
         sampling: SamplingParams | None = None,
     ) -> Completion:
-        ids = self.sequence(messages, tools, add_generation_prompt=True).ids
-        req = _Request(ids, sampling or SamplingParams())
+        return await self.generate_ids(
+            self.sequence(messages, tools, add_generation_prompt=True).ids, sampling
+        )
+
+    async def generate_ids(
+        self, ids: list[int], sampling: SamplingParams | None = None, adapter: str | None = None
+    ) -> Completion:
+        """One turn continuing raw prompt ids (a completions endpoint), with a LoRA adapter loaded
+        by `load_adapter` or the base weights (None)."""
+        req = _Request(list(ids), sampling or SamplingParams(), adapter)
         self._ensure_worker()
         self._queue.put(req)
         return await asyncio.wrap_future(req.future)
@@ -193,6 +242,53 @@ class TransformersChatModel:
     ) -> Completion:
         ids = self.sequence(messages, tools, add_generation_prompt=True).ids
         return self._run([_Request(ids, sampling)])[0]
+
+    # -- LoRA adapters served on top of the base weights (`agentgym serve model`) ---------------
+
+    @property
+    def adapters(self) -> dict[str, str]:
+        """Loaded adapters: name -> the folder each was read from."""
+        return dict(self._adapters)
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """Load the peft LoRA adapter saved in `path` as `name`, between batches. The first one wraps
+        the module in a `PeftModel`; requests pick an adapter by name (`generate_ids`)."""
+        from peft import PeftModel
+
+        with self._lock:
+            if name in self._adapters:
+                raise ValueError(f"the adapter {name!r} is already loaded")
+            if not self._adapters and hasattr(self.model, "peft_config"):
+                raise ValueError("this module already carries peft adapters (is it being trained?)")
+            if self._adapters:
+                self.model.load_adapter(str(path), adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
+            self._adapters[name] = str(path)
+
+    def unload_adapter(self, name: str) -> None:
+        """Remove an adapter; after the last one the module is the plain base model again."""
+        with self._lock:
+            if name not in self._adapters:
+                raise KeyError(f"no adapter {name!r} is loaded")
+            del self._adapters[name]
+            if self._adapters:
+                self.model.delete_adapter(name)
+            else:
+                self.model = self.model.unload()
+
+    def _use_adapter(self, name: str | None) -> None:
+        """Make `name` (None: no adapter) the one the module runs with; under `_lock`."""
+        if name is not None and name not in self._adapters:
+            raise KeyError(f"no adapter {name!r} is loaded")
+        if not self._adapters:
+            return
+        lora = self.model.base_model
+        if name is None:
+            lora.disable_adapter_layers()
+        else:
+            lora.enable_adapter_layers()
+            self.model.set_adapter(name, inference_mode=True)
 
     # -- batching -------------------------------------------------------------------------------
 
@@ -263,6 +359,7 @@ class TransformersChatModel:
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         with self._lock:
+            self._use_adapter(batch[0].adapter)
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
             t0 = time.perf_counter()
@@ -295,7 +392,7 @@ class TransformersChatModel:
                     prompt_tokens=len(r.ids),
                     finish_reason="stop" if stopped else "length",
                     gen_ms=gen_ms,
-                    model=self.name,
+                    model=r.adapter or self.name,
                 )
             )
         return done
@@ -348,10 +445,9 @@ def _settle(fut: concurrent.futures.Future, result: Any = None, exc: BaseExcepti
         fut.set_exception(exc) if exc is not None else fut.set_result(result)
 
 
-def _eos_ids(tokenizer: Any, model: Any) -> set[int]:
+def _eos_ids(tokenizer: Any, generation_config: Any) -> set[int]:
     ids = set()
-    cfg = getattr(model, "generation_config", None)
-    e = getattr(cfg, "eos_token_id", None) if cfg is not None else None
+    e = getattr(generation_config, "eos_token_id", None) if generation_config is not None else None
     for v in e if isinstance(e, list) else [e]:
         if v is not None:
             ids.add(int(v))

@@ -4,6 +4,12 @@
 KL and importance-ratio correction, per-turn advantages, log-probabilities, entropy, PTX);
 `schedules` the sampling-temperature schedules. Both are registries looked up by name. Importing
 this package imports torch.
+
+The rest, imported by module (they load models): `sequences` (token-exact training sequences,
+padded batches, masked log-probabilities with the shared-prefix forward), `grpo` (the trainer),
+`sft` (supervised priming), `lora` (peft adapters), `async_rollouts` (the async mode's producer
+and sampler copy), `ray_rollouts` (Ray actors playing a step's episodes), `sync` (weight sync into a
+generation server), `monitoring` (reward-hacking monitors fed per step).
 """
 
 from agentgym.train.objectives import (

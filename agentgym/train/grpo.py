@@ -18,31 +18,86 @@ Every step appends a metrics line to `<out>/metrics.jsonl` (and TensorBoard unde
 `<out>/checkpoint` holds weights (or the LoRA adapter), optimizer, step and RNG state, written
 atomically every `save_every` steps and at the end, and a run resumes from it exactly where it
 stopped. `curve.png` plots reward and pass rate per step.
+
+**Resume.** A crash between two checkpoints leaves metrics of steps the checkpoint does not hold;
+those steps are played again. So on resume `metrics.jsonl` is cut (atomically: a temporary file,
+then `os.replace`) to the lines with `step <` the resumed step, and TensorBoard's writer opens with
+`purge_step` = the resumed step, so its readers drop the older events of the redone steps: every
+step appears once in both.
+
+**Asynchronous mode** (`async_staleness = k >= 1`; 0, the default, is the synchronous loop above).
+Rollouts for the next steps are played while a step trains (`agentgym.train.async_rollouts`): a
+producer thread with its own event loop plays whole rounds of groups with a *sampler copy* of the
+policy into a bounded queue (`k * tasks_per_step` groups; a round starts only when it will fit, so
+with k = 1 the groups of step n+1 are played while step n trains). After every update the trainer publishes
+the new weights (the LoRA adapter alone under LoRA), which the sampler loads under its generation
+lock before its next batch; every turn is tagged with the version that sampled it
+(`TurnRecord.policy_version`; a version can change between turns of one episode, never within a
+turn). A step takes groups whose oldest turn has version `>= version - k` and drops staler ones
+(`groups_dropped_stale`); it logs `staleness_mean` and `staleness_max` (current version minus the
+turn's, over sampled tokens), `batch_min_version` and `gen_wait_s` (time spent waiting for groups).
+Stale tokens are corrected by `policy_loss`'s truncated importance weight: with
+`updates_per_batch == 1`, `old_logp` is `logp.detach()` (ratio 1, no clipping) and the weight is
+`min(pi_theta / mu, is_cap)`, `mu` the sampler's probability of the token *at the version that
+sampled it*: the truncated-IS policy gradient. With more passes `old_logp` is the current policy
+before the first pass (the proximal policy) and the weight is `min(pi_old / mu, is_cap)`: decoupled
+PPO. `is_cap=None` turns the correction off, which in async mode trains on stale tokens
+uncorrected (a warning says so). The producer is stopped (its round in flight cancelled, thread
+joined with a time-out) when `train()` returns, raises or is interrupted, and by `close()`.
+Checkpoints hold the trainer's state only: rollouts still queued are discarded, and a resumed run
+starts a fresh producer from the restored weights. Task choice in async mode is seeded per
+producer round (not by the trainer's RNG).
+
+**Ray** (`ray_workers = N >= 1`, not with async): each step's episodes are played by N Ray actors
+(`agentgym.train.ray_rollouts`), which load the current weights from the object store (put once per
+step) before playing their share; trajectories come back to the driver with token ids and sampler
+logprobs, tagged with the version, and are scored on the driver.
+
+**Monitors** (`monitors`, on by default; `agentgym.train.monitoring`): the format reward (when the
+mix has a `format_gate`) and the pass rate feed a `FormatVsSuccessMonitor` every step
+(`monitor/format_vs_success` 0/1 and its slopes); a firing monitor logs one warning. A
+self-critique component gets its agreement with the rubric per step (`monitor/critic_agreement`,
+`<out>/critic_agreement.jsonl`).
+
+**Generation on a server** (`generator: vllm_server`, `server_url`, `sync: vllm_lora`): rollouts
+are sampled by a vLLM server (`agentgym.models.vllm_server.VLLMServerModel`: token-id prompts
+assembled with the trainer's own tokenizer, sampled ids and logprobs read back), and after every
+update the LoRA adapter is saved and loaded into the server through its dynamic LoRA endpoint
+(`agentgym.train.sync`); `agentgym serve model` implements the same endpoints for tests and CPUs.
+
+**Precision and device.** `device` ("auto": CUDA when available) is where the trained module
+lives; batches move to it in `sequences.masked_logprobs`. `dtype` is the dtype of the trained
+weights; `autocast` runs the forward passes under `torch.autocast(bfloat16)` (CUDA or CPU) with
+float32 master weights, the backward outside it; log-probabilities are float32 either way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import math
+import os
 import random
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentgym.env import EnvConfig, ToolUseEnv
-from agentgym.models.base import SamplingParams
+from agentgym.models.base import ChatModel, SamplingParams
 from agentgym.models.transformers_model import TransformersChatModel
 from agentgym.policies import ModelPolicy
 from agentgym.rewards import Component, RewardMix, RubricReward
 from agentgym.runner import run_episodes
 from agentgym.spec.trajectory import Trajectory
 from agentgym.suites import load_suite
+from agentgym.train.lora import LoraSettings, with_lora
 from agentgym.train.objectives import (
     ADVANTAGES,
     keep_informative,
@@ -51,13 +106,9 @@ from agentgym.train.objectives import (
 from agentgym.train.schedules import TEMPERATURE_SCHEDULES
 from agentgym.train.sequences import masked_logprobs, pad, policy_view
 
+log = logging.getLogger(__name__)
 
-class LoraSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class GRPOConfig(BaseModel):
@@ -104,6 +155,44 @@ class GRPOConfig(BaseModel):
     seed: int = 0
     threads: int | None = None
     save_every: int = Field(default=10, ge=1)
+    async_staleness: int = Field(default=0, ge=0)
+    """0: synchronous. k >= 1: rollouts overlap training, groups at most k versions old (module doc)."""
+    ray_workers: int = Field(default=0, ge=0)
+    """> 0: that many Ray actors play each step's episodes (module doc)."""
+    ray_cpus_per_worker: float = Field(default=1.0, gt=0)
+    monitors: bool = True
+    """Feed the reward-hacking monitors every step (module doc)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Dtype of the trained weights (a `model` passed to the trainer keeps its own unless this is set)."""
+    autocast: bool = False
+    """Forward passes under bfloat16 autocast, float32 master weights."""
+    device: str = "auto"
+    """Where the trained module lives: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."""
+    generator: Literal["local", "vllm_server"] = "local"
+    """Who samples the rollouts: the trained module in process, or a vLLM server fed token ids."""
+    server_url: str | None = None
+    """The server's base URL (http://host:port/v1) for `generator: vllm_server`, serving the same base
+    model as `model` (vLLM: --enable-lora, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True,
+    --logprobs-mode processed_logprobs)."""
+    sync: str = "none"
+    """How the generator gets each new policy (`agentgym.train.sync.SYNCS`): none | vllm_lora."""
+
+    @model_validator(mode="after")
+    def _generator_settings(self) -> GRPOConfig:
+        if self.generator == "vllm_server":
+            if self.server_url is None:
+                raise ValueError("generator: vllm_server needs server_url")
+            if self.async_staleness or self.ray_workers:
+                raise ValueError(
+                    "generator: vllm_server runs the synchronous loop (no async_staleness, ray_workers)"
+                )
+        if self.sync == "vllm_lora" and self.lora is None:
+            raise ValueError("sync: vllm_lora needs lora settings")
+        if self.sync != "none" and self.generator == "local":
+            raise ValueError(
+                f"sync: {self.sync} needs a generator other than 'local' (which shares the weights)"
+            )
+        return self
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> GRPOConfig:
@@ -150,26 +239,34 @@ class GRPOTrainer:
             raise ValueError(
                 f"unknown temperature schedule {cfg.temperature_schedule!r}; known: {sorted(TEMPERATURE_SCHEDULES)}"
             )
+        if cfg.async_staleness and cfg.ray_workers:
+            raise ValueError("async_staleness and ray_workers cannot be combined; pick one")
+        if cfg.async_staleness and cfg.is_cap is None:
+            log.warning(
+                "async_staleness=%d with is_cap=None: stale tokens train uncorrected", cfg.async_staleness
+            )
         self.cfg = cfg
+        self.device = _device(cfg.device)
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.chat = model or load_policy_model(cfg.model, cfg.threads)
+        # a model passed in keeps its own dtype unless the config names one
+        cast = model is None or "dtype" in cfg.model_fields_set
+        self.chat.model = self.chat.model.to(self.device, dtype=DTYPES[cfg.dtype] if cast else None)
         if cfg.lora is not None:
-            from peft import LoraConfig, get_peft_model
-
-            self.chat.model = get_peft_model(
-                self.chat.model,
-                LoraConfig(
-                    r=cfg.lora.r,
-                    lora_alpha=cfg.lora.alpha,
-                    lora_dropout=cfg.lora.dropout,
-                    target_modules=cfg.lora.target_modules,
-                    task_type="CAUSAL_LM",
-                ),
-            )
+            self.chat.model = with_lora(self.chat.model, cfg.lora)
         self.module = self.chat.model
+        self.generator: Any = self.chat
+        if cfg.generator == "vllm_server":
+            from agentgym.models.vllm_server import VLLMServerModel
+
+            # the trainer's own tokenizer and template: generation and training build the same ids
+            self.generator = VLLMServerModel(cfg.server_url, self.chat)
+        from agentgym.train.sync import make_sync
+
+        self.sync = make_sync(cfg.sync, out=self.out, generator=self.generator)
         self.ref = None
         if cfg.beta > 0:
             import copy
@@ -178,6 +275,7 @@ class GRPOTrainer:
         params = [p for p in self.module.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=False)
         self.suite = suite if suite is not None else load_suite(cfg.suite)
+        self._suite_given = suite is not None
         ids = cfg.task_ids or [
             t for t, spec in self.suite.tasks.items() if cfg.split is None or spec.split == cfg.split
         ]
@@ -189,7 +287,19 @@ class GRPOTrainer:
         self.version = 0
         self._rng = random.Random(cfg.seed)
         self._tb = None
+        self._purge_step: int | None = None
+        self._producer: Any = None  # async_rollouts.RolloutProducer while running
+        self._ray: Any = None  # ray_rollouts.RayPolicyRollouts while running
+        self.last_groups: list[list[Trajectory]] = []
+        """The groups the last step trained on (before the zero-advantage filter)."""
+        self.monitors = None
+        if cfg.monitors:
+            from agentgym.train.monitoring import TrainingMonitors
+
+            self.monitors = TrainingMonitors(self.mix, self.out)
         self._resume()
+        if self.version > 0 and cfg.sync != "none":  # resumed: the generator samples the restored policy
+            self.sync(self.module, self.version)
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -206,23 +316,26 @@ class GRPOTrainer:
 
     def _resume(self) -> None:
         ck = self._ckpt()
-        if not (ck / "trainer.json").exists():
-            return
-        state = json.loads((ck / "trainer.json").read_text())
-        weights = torch.load(ck / "weights.pt", map_location="cpu", weights_only=True)
-        self.module.load_state_dict(weights, strict=False)
-        self.opt.load_state_dict(torch.load(ck / "optimizer.pt", map_location="cpu", weights_only=False))
-        self.step, self.version = state["step"], state["version"]
-        self._rng.setstate(_tuple(state["rng"]))
-        torch.set_rng_state(torch.load(ck / "torch_rng.pt", weights_only=False))
+        if (ck / "trainer.json").exists():
+            state = json.loads((ck / "trainer.json").read_text())
+            weights = torch.load(ck / "weights.pt", map_location="cpu", weights_only=True)
+            self.module.load_state_dict(weights, strict=False)
+            self.opt.load_state_dict(torch.load(ck / "optimizer.pt", map_location="cpu", weights_only=False))
+            self.step, self.version = state["step"], state["version"]
+            self._rng.setstate(_tuple(state["rng"]))
+            torch.set_rng_state(torch.load(ck / "torch_rng.pt", weights_only=False))
+        kept = truncate_metrics(self.out / "metrics.jsonl", self.step)
+        if (self.out / "tb").exists():
+            self._purge_step = self.step
+        if self.monitors is not None:
+            self.monitors.replay(kept)
 
     def save(self) -> Path:
         """Write the checkpoint atomically (a crash mid-save keeps the previous one)."""
         ck, tmp = self._ckpt(), self.out / "checkpoint.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        trainable = {n for n, p in self.module.named_parameters() if p.requires_grad}
-        state = {k: v for k, v in self.module.state_dict().items() if self.cfg.lora is None or k in trainable}
+        state = {k: v.cpu() for k, v in self._trainable_state().items()}
         torch.save(state, tmp / "weights.pt")
         torch.save(self.opt.state_dict(), tmp / "optimizer.pt")
         torch.save(torch.get_rng_state(), tmp / "torch_rng.pt")
@@ -237,6 +350,11 @@ class GRPOTrainer:
         shutil.rmtree(old, ignore_errors=True)
         return ck
 
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        """The whole state dict, or under LoRA the adapter's tensors alone."""
+        trainable = {n for n, p in self.module.named_parameters() if p.requires_grad}
+        return {k: v for k, v in self.module.state_dict().items() if self.cfg.lora is None or k in trainable}
+
     def export(self, path: str | Path) -> Path:
         """The trained policy as a plain transformers checkpoint (LoRA merged)."""
         p = Path(path)
@@ -247,7 +365,7 @@ class GRPOTrainer:
         self.chat.tokenizer.save_pretrained(p)
         return p
 
-    # -- one step -------------------------------------------------------------------------------
+    # -- rollouts -------------------------------------------------------------------------------
 
     def temperature(self) -> float:
         c = self.cfg
@@ -258,36 +376,125 @@ class GRPOTrainer:
             )
         )
 
-    async def rollouts(self, task_ids: Sequence[str], temperature: float) -> list[list[Trajectory]]:
-        """`group_size` episodes of each task, scored by the reward mix; one list per task."""
+    def _jobs(self, task_ids: Sequence[str], seed_base: int) -> list[tuple[str, int]]:
+        return [(t, seed_base + g) for t in task_ids for g in range(self.cfg.group_size)]
+
+    async def _score(
+        self, task_ids: Sequence[str], trajs: Sequence[Trajectory]
+    ) -> dict[str, list[Trajectory]]:
+        """Trajectories grouped by task (in `task_ids` order) and scored by the mix; empty groups dropped."""
+        by_task: dict[str, list[Trajectory]] = {t: [] for t in task_ids}
+        for tr in trajs:
+            by_task[tr.task_id].append(tr)
+        return {t: await self.mix.apply(self.suite.tasks[t], g) for t, g in by_task.items() if g}
+
+    async def _play(
+        self, chat: ChatModel, task_ids: Sequence[str], temperature: float, seed_base: int
+    ) -> list[Trajectory]:
         c = self.cfg
         sampling = SamplingParams(temperature=temperature, max_new_tokens=c.max_new_tokens)
-        jobs = [(t, self.step * 10_000 + g) for t in task_ids for g in range(c.group_size)]
-        trajs = await run_episodes(
+        jobs = self._jobs(task_ids, seed_base)
+        return await run_episodes(
             lambda: ToolUseEnv(self.suite, task_ids=list(task_ids), config=EnvConfig(max_turns=c.max_turns)),
-            lambda: ModelPolicy(self.chat, sampling, name=f"policy@{self.version}"),
+            lambda: ModelPolicy(chat, sampling, name=f"policy@{self.version}"),
             jobs,
             concurrency=len(jobs),
         )
-        by_task: dict[str, list[Trajectory]] = {t: [] for t in task_ids}
-        for tr in trajs:
-            by_task[tr.task_id].append(
-                tr.model_copy(
-                    update={
-                        "turns": tuple(
-                            t.model_copy(update={"policy_version": self.version}) for t in tr.turns
-                        )
-                    }
-                )
+
+    async def rollouts(self, task_ids: Sequence[str], temperature: float) -> list[list[Trajectory]]:
+        """`group_size` episodes of each task with the trained policy, scored by the reward mix; one
+        list per task, every turn tagged with the current version."""
+        trajs = await self._play(self.generator, task_ids, temperature, self.step * 10_000)
+        tagged = [_tag(tr, self.version) for tr in trajs]
+        return list((await self._score(task_ids, tagged)).values())
+
+    def _ray_rollouts(self, task_ids: Sequence[str], temperature: float) -> list[list[Trajectory]]:
+        c = self.cfg
+        if self._ray is None:
+            from agentgym.train.ray_rollouts import RayPolicyRollouts
+
+            self._ray = RayPolicyRollouts(
+                c.ray_workers,
+                model=c.model,
+                lora=c.lora.model_dump() if c.lora is not None else None,
+                suite=self.suite if self._suite_given else c.suite,
+                threads=c.threads,
+                cpus_per_worker=c.ray_cpus_per_worker,
             )
-        return [await self.mix.apply(self.suite.tasks[t], g) for t, g in by_task.items() if g]
+        sampling = SamplingParams(temperature=temperature, max_new_tokens=c.max_new_tokens)
+        trajs = self._ray.play(
+            self.module, self.version, self._jobs(task_ids, self.step * 10_000), sampling, c.max_turns
+        )
+        return list(asyncio.run(self._score(task_ids, trajs)).values())
+
+    def _start_producer(self) -> Any:
+        from agentgym.train.async_rollouts import RolloutGroup, RolloutProducer, SamplerModel
+
+        c = self.cfg
+        sampler = SamplerModel(self.chat, self.version)
+        per_round = min(c.tasks_per_step, len(self.task_ids))
+
+        async def play_round(r: int) -> list[RolloutGroup]:
+            rng = random.Random(c.seed * 1_000_003 + r)
+            tasks = rng.sample(self.task_ids, per_round)
+            temperature = self.temperature()
+            scored = await self._score(tasks, await self._play(sampler, tasks, temperature, r * 10_000))
+            return [RolloutGroup(t, g, temperature, r) for t, g in scored.items()]
+
+        self._producer = RolloutProducer(
+            play_round,
+            sampler,
+            maxsize=c.async_staleness * per_round,
+            round_size=per_round,
+            first_round=self.step,
+        ).start()
+        return self._producer
+
+    def _take_groups(self) -> tuple[list[Any], int]:
+        """`tasks_per_step` groups within the staleness bound, and how many staler ones were dropped."""
+        producer = self._producer or self._start_producer()
+        kept, dropped = [], 0
+        while len(kept) < self.cfg.tasks_per_step:
+            g = producer.take()
+            if g.min_version < self.version - self.cfg.async_staleness:
+                dropped += 1
+                continue
+            kept.append(g)
+        return kept, dropped
+
+    def close(self) -> None:
+        """Stop the rollout producer or the Ray actors, if running (idempotent)."""
+        producer, self._producer = self._producer, None
+        if producer is not None and not producer.stop():
+            log.warning("the rollout producer did not stop within %.0fs", producer.join_timeout_s)
+        ray_workers, self._ray = self._ray, None
+        if ray_workers is not None:
+            ray_workers.close()
+
+    # -- one step -------------------------------------------------------------------------------
 
     def train_step(self) -> dict[str, float]:
         c = self.cfg
         t0 = time.perf_counter()
-        temperature = self.temperature()
-        tasks = self._rng.sample(self.task_ids, min(c.tasks_per_step, len(self.task_ids)))
-        groups = asyncio.run(self.rollouts(tasks, temperature))
+        async_stats: dict[str, float] = {}
+        if c.async_staleness:
+            taken, dropped = self._take_groups()
+            groups = [g.trajectories for g in taken]
+            temperatures = [g.temperature for g in taken]
+            temperature = _mean(temperatures)
+            async_stats = self._staleness(groups) | {
+                "groups_dropped_stale": float(dropped),
+                "gen_wait_s": time.perf_counter() - t0,
+            }
+        else:
+            temperature = self.temperature()
+            tasks = self._rng.sample(self.task_ids, min(c.tasks_per_step, len(self.task_ids)))
+            if c.ray_workers:
+                groups = self._ray_rollouts(tasks, temperature)
+            else:
+                groups = asyncio.run(self.rollouts(tasks, temperature))
+            temperatures = [temperature] * len(groups)
+        self.last_groups = groups
         t_gen = time.perf_counter() - t0
         flat = [t for g in groups for t in g]
         rewards = [torch.tensor([t.reward for t in g], dtype=torch.float32) for g in groups]
@@ -303,12 +510,19 @@ class GRPOTrainer:
             "tool_calls": _mean([t.metrics.get("tool_calls", 0.0) for t in flat]),
             "groups_informative": float(len(keep)),
             "groups": float(len(groups)),
+            **async_stats,
         }
         for name in sorted({k for t in flat for k in t.reward_components}):
             metrics[f"reward/{name}"] = _mean([t.reward_components.get(name, 0.0) for t in flat])
+        if self.monitors is not None:
+            metrics.update(self.monitors.observe(self.step, metrics, groups))
         t1 = time.perf_counter()
         if keep:
-            metrics.update(self._update([groups[i] for i in keep], [rewards[i] for i in keep], temperature))
+            metrics.update(
+                self._update(
+                    [groups[i] for i in keep], [rewards[i] for i in keep], [temperatures[i] for i in keep]
+                )
+            )
         t_train = time.perf_counter() - t1
         self.step += 1
         metrics.update(
@@ -319,47 +533,80 @@ class GRPOTrainer:
         )
         return metrics
 
+    def _staleness(self, groups: Sequence[Sequence[Trajectory]]) -> dict[str, float]:
+        """Current version minus each sampled token's version, over the step's tokens."""
+        lags = [
+            (self.version - t.policy_version, len(t.token_ids or ()))
+            for g in groups
+            for tr in g
+            for t in tr.turns
+            if t.policy_version is not None
+        ]
+        n = sum(w for _, w in lags)
+        return {
+            "staleness_mean": sum(lag * w for lag, w in lags) / n if n else 0.0,
+            "staleness_max": float(max((lag for lag, _ in lags), default=0)),
+            "batch_min_version": float(min((self.version - lag for lag, _ in lags), default=self.version)),
+        }
+
+    def _autocast(self) -> Any:
+        if not self.cfg.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
     def _update(
-        self, groups: list[list[Trajectory]], rewards: list[torch.Tensor], temperature: float
+        self, groups: list[list[Trajectory]], rewards: list[torch.Tensor], temperatures: list[float] | float
     ) -> dict[str, float]:
         c = self.cfg
+        if not isinstance(temperatures, list):
+            temperatures = [float(temperatures)] * len(groups)
         adv_fn = ADVANTAGES[c.advantage]
-        items: list[tuple[Any, float]] = []
+        by_temp: dict[float, list[tuple[Any, float]]] = {}
         exact = 0
-        for g, r in zip(groups, rewards, strict=True):
+        for g, r, temp in zip(groups, rewards, temperatures, strict=True):
             adv = adv_fn(r)
             for traj, a in zip(g, adv.tolist(), strict=True):
                 view = policy_view(traj, self.chat.decode, self.chat._eos)
                 seq = self.chat.sequence(view, list(traj.tools) or None)
                 exact += int(seq.exact)
                 if sum(seq.mask):
-                    items.append((seq, a))
+                    by_temp.setdefault(temp, []).append((seq, a))
+        items = [it for its in by_temp.values() for it in its]
         if not items:
             return {"sequences": 0.0}
         total_tokens = sum(sum(s.mask) for s, _ in items)
         stats_acc: dict[str, list[float]] = {}
         self.module.train()
-        micro = [items[i : i + c.micro_batch] for i in range(0, len(items), c.micro_batch)]
+        # micro-batches never mix sampling temperatures (async rounds may differ under a schedule)
+        micro = [
+            (temp, its[i : i + c.micro_batch])
+            for temp, its in by_temp.items()
+            for i in range(0, len(its), c.micro_batch)
+        ]
         old: list[torch.Tensor] = []
         if c.updates_per_batch > 1:
-            with torch.no_grad():
-                old = [self._logp(pad([s for s, _ in mb], self.chat._pad), temperature)[0] for mb in micro]
+            with torch.no_grad(), self._autocast():
+                old = [
+                    self._logp(pad([s for s, _ in mb], self.chat._pad).to(self.device), temp)[0]
+                    for temp, mb in micro
+                ]
         grad_norm = 0.0
         for _ in range(c.updates_per_batch):
             self.opt.zero_grad(set_to_none=True)
-            for k, mb in enumerate(micro):
-                batch = pad([s for s, _ in mb], self.chat._pad)
+            for k, (temp, mb) in enumerate(micro):
+                batch = pad([s for s, _ in mb], self.chat._pad).to(self.device)
                 big = batch.ids.numel() > c.checkpoint_above
                 enable_checkpointing(
                     self.module, big if c.gradient_checkpointing is None else c.gradient_checkpointing
                 )
-                logp, entropy = self._logp(batch, temperature)
+                with self._autocast():
+                    logp, entropy = self._logp(batch, temp)
                 mask = batch.mask[:, 1:]
-                adv = torch.tensor([a for _, a in mb], dtype=torch.float32)
+                adv = torch.tensor([a for _, a in mb], dtype=torch.float32, device=self.device)
                 ref = None
                 if self.ref is not None:
-                    with torch.no_grad():
-                        ref = masked_logprobs(self.ref, batch, temperature)[0]
+                    with torch.no_grad(), self._autocast():
+                        ref = masked_logprobs(self.ref, batch, temp)[0]
                 old_logp = old[k] if old else logp.detach()
                 loss, stats = policy_loss(
                     logp,
@@ -392,6 +639,9 @@ class GRPOTrainer:
             self.opt.step()
         self.module.eval()
         self.version += 1
+        self.sync(self.module, self.version)
+        if self._producer is not None:
+            self._producer.publish(self._trainable_state(), self.version)
         out = {k: _mean(v) for k, v in stats_acc.items()}
         out.update(
             grad_norm=grad_norm,
@@ -416,7 +666,8 @@ class GRPOTrainer:
             if self._tb is None:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.out / "tb"))
+                # purge_step: a resumed run's readers drop the older events of the steps it redoes
+                self._tb = SummaryWriter(str(self.out / "tb"), purge_step=self._purge_step)
             for k, v in metrics.items():
                 if k != "step" and isinstance(v, int | float) and math.isfinite(v):
                     self._tb.add_scalar(k, v, int(metrics["step"]))
@@ -426,16 +677,33 @@ class GRPOTrainer:
 
     def train(self, on_step: Any = None) -> list[dict[str, float]]:
         history = []
-        while self.step < self.cfg.steps:
-            m = self.train_step()
-            self.log(m)
-            history.append(m)
-            if on_step is not None:
-                on_step(m)
-            if self.step % self.cfg.save_every == 0 or self.step == self.cfg.steps:
-                self.save()
-                plot_curve(self.out / "metrics.jsonl", self.out / "curve.png")
+        try:
+            while self.step < self.cfg.steps:
+                m = self.train_step()
+                self.log(m)
+                history.append(m)
+                if on_step is not None:
+                    on_step(m)
+                if self.step % self.cfg.save_every == 0 or self.step == self.cfg.steps:
+                    self.save()
+                    plot_curve(self.out / "metrics.jsonl", self.out / "curve.png")
+        finally:  # also on an exception or Ctrl-C: no producer thread or actor outlives the loop
+            self.close()
         return history
+
+
+def truncate_metrics(path: Path, step: int) -> list[dict[str, Any]]:
+    """Keep the metrics lines with `step <` the given step (atomically); returns the kept rows."""
+    if not path.exists():
+        return []
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in lines]
+    keep = [(line, r) for line, r in zip(lines, rows, strict=True) if r.get("step", 0) < step]
+    if len(keep) != len(lines):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line, _ in keep), encoding="utf-8")
+        os.replace(tmp, path)
+    return [r for _, r in keep]
 
 
 def plot_curve(metrics_path: Path, png: Path) -> Path:
@@ -467,6 +735,19 @@ def plot_curve(metrics_path: Path, png: Path) -> Path:
 def _mean(xs: Sequence[float]) -> float:
     xs = [x for x in xs if not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else 0.0
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def _tag(tr: Trajectory, version: int) -> Trajectory:
+    """`tr` with every turn tagged as sampled by `version`."""
+    return tr.model_copy(
+        update={"turns": tuple(t.model_copy(update={"policy_version": version}) for t in tr.turns)}
+    )
 
 
 def _tuple(x: Any) -> Any:
