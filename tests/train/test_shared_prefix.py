@@ -1,0 +1,75 @@
+"""The shared-prefix forward (`sequences.masked_logprobs`) gives the plain forward's logprobs and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agentgym.models.tokens import TokenSequence
+from agentgym.train import sequences
+from agentgym.train.sequences import masked_logprobs, pad, shared_prefix
+
+
+def _seq(ids: list[int], mask: list[int]) -> TokenSequence:
+    s = TokenSequence()
+    for i, m in zip(ids, mask, strict=True):
+        (s._model([i], None) if m else s._env([i]))
+    return s
+
+
+def test_shared_prefix_length():
+    a = _seq([1, 2, 3, 4, 5], [0, 0, 0, 1, 1])
+    b = _seq([1, 2, 3, 9], [0, 0, 0, 1])
+    assert shared_prefix(pad([a, b], 0)) == 3
+    assert shared_prefix(pad([a], 0)) == 0  # one row: nothing to share
+    same = pad([a, a], 0)
+    assert shared_prefix(same) == 4  # identical rows: all but the last token
+    c = _seq([1, 2], [0, 1])  # shorter row: its padding is never part of the prefix,
+    assert shared_prefix(pad([a, c], 0)) == 2
+    assert shared_prefix(pad([a, c], 3)) == 2  # not even when the pad id matches the other row's token
+
+
+@pytest.fixture(scope="module")
+def chat():
+    from agentgym.models import embedded
+
+    return embedded.load()
+
+
+def _batch(chat):
+    head = chat.encode("<|im_start|>system\nYou answer weather questions with the tool you have.<|im_end|>\n")
+    rows = []
+    for k, tail in enumerate(["Paris is 10 C and clear.", "Lima: 19 C, rain", "It is cold in Oslo today"]):
+        ids = head + chat.encode(f"<|im_start|>user\nweather {k}?<|im_end|>\n<|im_start|>assistant\n" + tail)
+        n = len(chat.encode(tail))
+        rows.append(_seq(ids, [0] * (len(ids) - n) + [1] * n))
+    return pad(rows, chat._pad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_shared_forward_equals_plain_forward(chat, checkpointing):
+    from agentgym.train.grpo import enable_checkpointing
+
+    module = chat.model
+    enable_checkpointing(module, checkpointing)
+    module.train()
+    batch = _batch(chat)
+    assert shared_prefix(batch) >= sequences.MIN_SHARED_PREFIX
+    got = {}
+    try:
+        for share in (False, True):
+            module.zero_grad(set_to_none=True)
+            logp, ent = masked_logprobs(module, batch, temperature=0.7, with_entropy=True, share_prefix=share)
+            (-(logp * batch.mask[:, 1:]).sum()).backward()
+            grads = torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None])
+            got[share] = (logp.detach(), ent, grads)
+    finally:
+        module.zero_grad(set_to_none=True)
+        module.eval()
+        enable_checkpointing(module, False)
+    (lp0, e0, g0), (lp1, e1, g1) = got[False], got[True]
+    assert batch.mask[:, 1:].sum() > 0
+    assert torch.allclose(lp0, lp1, atol=1e-4)
+    assert torch.allclose(e0, e1, atol=1e-4)
+    assert float((g0 - g1).norm() / g0.norm()) < 1e-4
