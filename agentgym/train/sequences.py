@@ -174,7 +174,6 @@ def _hidden(base: Any, batch: Padded, share_prefix: bool) -> torch.Tensor:
     with _checkpointing_off(base):
         cache = DynamicCache(config=base.config)
         head = base.model(input_ids=batch.ids[:1, :p], cache=cache, use_cache=True)
-        cache = head.past_key_values if getattr(head, "past_key_values", None) is not None else cache
         cache.batch_repeat_interleave(b)
         positions = torch.arange(p, t, device=batch.ids.device)
         tail = base.model(
