@@ -1,19 +1,22 @@
 """Seconds per GRPO optimizer step and peak memory: agentgym's trainer versus TRL's GRPOTrainer (issue 8).
 
-    python bench/grpo.py                 # both settings, 8 steps each, both trainers, in one run
-    python bench/grpo.py --steps 4 --only single
+    python bench/grpo.py                 # both settings, 6 steps each, every trainer, in one run
+    python bench/grpo.py --steps 4 --only single --no-int8
 
 Same model (SmolLM2-135M-Instruct, fp32: the embedded checkpoint, which is what the peer's
-converter produces), same 16 get_weather prompts, G=4, one prompt per step (batch 4), lr 1e-6,
+converter produces), same 16 get_weather requests, G=4, one prompt per step (batch 4), lr 1e-6,
 temperature 1, beta 0, 2 threads, CPU. TRL runs the peer scripts from ../shared/peers/
 (`trl_grpo_tool.py`: single turn, 48 new tokens; `trl_grpo_env.py`: multi-turn
-environment_factory, 96 new tokens, 2 tool rounds). agentgym runs `GRPOTrainer` on the same
-weather task (the simulated get_weather tool of bench/rollouts.py): single turn = one model turn,
-48 new tokens; multi-turn = up to 3 model turns (2 tool rounds + the answer), 96 new tokens each.
+environment_factory, 96 new tokens, 2 tool rounds). agentgym runs `GRPOTrainer` on `peer_suite`:
+the peer's system prompts and one-shot examples as an agent with `examples`. Single turn: one
+model turn of 48 new tokens, SmolLM2's own template, so the prompt is the peer's token for token
+(113), reward = the reply names get_weather and the city. Multi-turn: up to 3 model turns (2 tool
+rounds + the answer) of 96 new tokens each against a simulated get_weather tool, agentgym's
+ChatML tool template (262 prompt tokens; the peer's Qwen2.5 template: 284).
+Rows: `agentgym` (the default sampler: the trained fp32 module itself), `agentgym_int8`
+(`generator: local_int8`, an int8 copy requantized after each step, mismatch corrected through
+`is_cap`; `is_clip_frac` is the share of tokens whose weight hit the cap), `trl_1.16.0`.
 Every run is its own process under `/usr/bin/time -v` (peak RSS); s/step excludes the first step.
-Differences that remain: TRL primes with a one-shot example in the prompt, agentgym with the
-tool-call example its ChatML template carries; TRL's reward is a JSON-shape check, agentgym's the
-task rubric.
 """
 
 from __future__ import annotations
@@ -34,18 +37,146 @@ PEERS = HERE.parent.parent / "shared" / "peers"
 OURS = r"""
 import json, sys, time, torch
 sys.path.insert(0, {bench!r})
-from rollouts import weather_suite
+from grpo import peer_suite
+from agentgym.models import embedded
+from agentgym.models.transformers_model import TransformersChatModel
 from agentgym.train.grpo import GRPOConfig, GRPOTrainer
 torch.set_num_threads(2)
 cfg = GRPOConfig(out={out!r}, steps={steps}, tasks_per_step=1, group_size=4, max_new_tokens={tokens},
                  max_turns={turns}, lr=1e-6, temperature=1.0, beta=0.0, suite="weather", split=None,
-                 save_every=10_000, filter_zero_advantage=False, seed=0, micro_batch=4)
-t = time.perf_counter(); tr = GRPOTrainer(cfg, suite=weather_suite()); init = time.perf_counter() - t
+                 save_every=10_000, filter_zero_advantage=False, seed=0, micro_batch=4,
+                 generator={generator!r})
+t = time.perf_counter()
+path = embedded.prepare(log=lambda *_: None)
+chat = TransformersChatModel.from_pretrained(path, name="smollm2", tool_format="hermes")
+if {turns} == 1:  # the peer's prompt: SmolLM2's own template, which renders no tool list
+    chat.chat_template = chat.tokenizer.chat_template
+tr = GRPOTrainer(cfg, model=chat, suite=peer_suite({setting!r}))
+init = time.perf_counter() - t
+first = tr.task_ids[0]
+prompt = chat.sequence(tr.suite.agents["wx"].opening(tr.suite.tasks[first].instruction),
+                       [t.openai_schema() for t in tr.suite.tools_for("wx")], add_generation_prompt=True)
 hist = tr.train()
 print("RESULT " + json.dumps({{"init_s": init, "step_s": [m["step_s"] for m in hist],
     "gen_s": [m["gen_s"] for m in hist], "gen_tokens_per_s": [m["gen_tokens_per_s"] for m in hist],
-    "reward": [m["reward"] for m in hist]}}))
+    "train_s": [m["train_s"] for m in hist], "completion_tokens": [m["completion_tokens"] for m in hist],
+    "reward": [m["reward"] for m in hist], "prompt_tokens": len(prompt.ids),
+    "is_clip_frac": [m.get("is_clip_frac", 0.0) for m in hist]}}))
 """
+
+
+CITIES = [
+    "Paris",
+    "Tokyo",
+    "Berlin",
+    "Lima",
+    "Cairo",
+    "Oslo",
+    "Delhi",
+    "Quito",
+    "Rome",
+    "Seoul",
+    "Dakar",
+    "Hanoi",
+    "Madrid",
+    "Austin",
+    "Perth",
+    "Nairobi",
+]
+"""The peer scripts' 16 cities, in their order."""
+SINGLE_SYSTEM = (
+    "You can call one tool: get_weather(city: str). To call it, reply with ONLY a JSON object "
+    'like {"name": "get_weather", "arguments": {"city": "<city>"}}.'
+)
+MULTI_SYSTEM = (
+    "You are a weather assistant. Always call the get_weather tool first, then answer with the result."
+)
+
+
+def peer_suite(setting: str):
+    """The peer scripts' prompts as an agentgym suite: their system prompt, their one-shot example
+    (`AgentSpec.examples`) and their 16 requests. Single turn: the reward is the peer's check (the
+    reply names get_weather and the city; SmolLM2's own template, no tool list, so the prompt is the
+    peer's token for token). Multi-turn: a real get_weather tool, rendered by agentgym's ChatML tool
+    template (the peer renders TRL's Qwen2.5 one), reward = called with the city + answered."""
+    import json as _json
+
+    from agentgym.spec.agent import AgentSpec
+    from agentgym.spec.task import TaskSpec
+    from agentgym.suites.suite import TaskSuite
+    from agentgym.world.domain import World, domain_from_dict
+
+    temps = {c: 10 + 3 * i for i, c in enumerate(CITIES)}
+    domain = domain_from_dict(
+        {
+            "name": "weather",
+            "category": "Weather",
+            "entities": [
+                {
+                    "collection": "weather.cities",
+                    "id_prefix": "city",
+                    "record_schema": {
+                        "type": "object",
+                        "required": ["id", "forecast"],
+                        "properties": {"id": {"type": "string"}, "forecast": {"type": "string"}},
+                    },
+                }
+            ],
+            "tools": [
+                {
+                    "name": "get_weather",
+                    "description": "Get the current weather for a city.",
+                    "input_schema": {
+                        "type": "object",
+                        "required": ["city"],
+                        "properties": {"city": {"type": "string", "description": "The city name."}},
+                    },
+                    "semantics": {"operation": "get", "collection": "weather.cities", "id_arg": "city"},
+                }
+            ],
+            "seed": {"weather.cities": [{"id": c, "forecast": f"{t} C, clear"} for c, t in temps.items()]},
+        }
+    )
+    world = World([domain])
+    tool = "weather__get_weather"
+    if setting == "single":
+        system, ask = SINGLE_SYSTEM, "What is the weather in {} right now? Use the tool."
+        shot = _json.dumps({"name": "get_weather", "arguments": {"city": "Boston"}})
+    else:
+        system, ask = MULTI_SYSTEM, "What is the weather in {}?"
+        call = _json.dumps({"name": tool, "arguments": {"city": "Boston"}})
+        shot = f"<tool_call>\n{call}\n</tool_call>"
+    agent = AgentSpec(
+        id="wx",
+        name="Weather",
+        system_prompt=system,
+        tools=(tool,),
+        examples=[{"role": "user", "content": ask.format("Boston")}, {"role": "assistant", "content": shot}],
+    )
+    tasks = {}
+    for city, temp in temps.items():
+        if setting == "single":
+            criteria = [{"id": "call", "kind": "answer", "facts": ["get_weather", city]}]
+        else:
+            criteria = [
+                {"id": "called", "kind": "call", "tool": tool, "args": {"city": city}, "succeeded": None},
+                {"id": "temp", "kind": "answer", "facts": [f"{temp} C"]},
+            ]
+        tid = f"weather-{city.lower()}"
+        tasks[tid] = TaskSpec.model_validate(
+            {
+                "id": tid,
+                "agent_id": "wx",
+                "instruction": ask.format(city),
+                "initial_state": world.seed.model_dump(),
+                "gold": [
+                    {"calls": [{"tool": tool, "arguments": {"city": city}}]},
+                    {"answer": f"{city}: {temp} C, clear"},
+                ],
+                "rubric": {"criteria": criteria},
+            }
+        )
+    return TaskSuite("weather", world, {"wx": agent}, tasks)
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float]:
@@ -58,11 +189,17 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float
     return out, rss_kb / 1024 / 1024
 
 
-def ours(setting: str, steps: int) -> dict:
+def ours(setting: str, steps: int, generator: str = "local") -> dict:
     tokens, turns = (48, 1) if setting == "single" else (96, 3)
     with tempfile.TemporaryDirectory() as tmp:
         code = OURS.format(
-            bench=str(HERE), out=str(Path(tmp) / "run"), steps=steps, tokens=tokens, turns=turns
+            bench=str(HERE),
+            out=str(Path(tmp) / "run"),
+            steps=steps,
+            tokens=tokens,
+            turns=turns,
+            setting=setting,
+            generator=generator,
         )
         out, rss = timed([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "2"})
     r = json.loads(next(line[7:] for line in out.splitlines() if line.startswith("RESULT ")))
@@ -72,7 +209,12 @@ def ours(setting: str, steps: int) -> dict:
         "s_per_step_median": round(statistics.median(steps_s), 2),
         "peak_rss_gb": round(rss, 2),
         "gen_tokens_per_s": round(statistics.median(r["gen_tokens_per_s"]), 1),
+        "gen_s_median": round(statistics.median(r["gen_s"][1:] or r["gen_s"]), 2),
+        "train_s_median": round(statistics.median(r["train_s"][1:] or r["train_s"]), 2),
+        "completion_tokens_mean": round(statistics.mean(r["completion_tokens"]), 1),
+        "prompt_tokens": r["prompt_tokens"],
         "mean_reward": round(statistics.mean(r["reward"]), 3),
+        "is_clip_frac": round(statistics.mean(r["is_clip_frac"]), 4),
         "init_s": round(r["init_s"], 1),
     }
 
@@ -94,9 +236,14 @@ def trl(setting: str, steps: int, model: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--only", choices=["single", "multi"], default=None)
     ap.add_argument("--skip-trl", action="store_true")
+    ap.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="skip the row with agentgym's int8 sampler (generator: local_int8)",
+    )
     args = ap.parse_args()
     from agentgym.models import embedded
 
@@ -104,12 +251,15 @@ def main() -> None:
     results = {}
     for setting in [args.only] if args.only else ["single", "multi"]:
         row = {"agentgym": ours(setting, args.steps)}
+        if not args.no_int8:
+            row["agentgym_int8"] = ours(setting, args.steps, "local_int8")
         if not args.skip_trl:
-            row["trl_1.16.0"] = trl(setting, args.steps, model)
-            a, t = row["agentgym"], row["trl_1.16.0"]
-            if t["s_per_step"]:
-                row["speedup"] = round(t["s_per_step"] / a["s_per_step"], 2)
-            row["memory_ratio"] = round(a["peak_rss_gb"] / t["peak_rss_gb"], 2)
+            row["trl_1.16.0"] = t = trl(setting, args.steps, model)
+            for name in [k for k in row if k.startswith("agentgym")]:
+                a = row[name]
+                if t["s_per_step"]:
+                    a["speedup_vs_trl"] = round(t["s_per_step"] / a["s_per_step"], 2)
+                a["memory_ratio_vs_trl"] = round(a["peak_rss_gb"] / t["peak_rss_gb"], 2)
         results[setting] = row
         print(json.dumps({setting: row}), flush=True)
     print(json.dumps(results, indent=2))

@@ -145,11 +145,8 @@ def grpo_inputs(
     rows = []
     for tid in ids:
         task = s.tasks[tid]
-        prompt = [
-            {"role": "system", "content": s.agents[task.agent_id].system_prompt},
-            *priming,
-            {"role": "user", "content": task.instruction},
-        ]
+        *head, user = s.agents[task.agent_id].opening(task.instruction)
+        prompt = [*head, *priming, user]
         rows.append({"prompt": prompt, "task_id": tid, "environment": task.agent_id})
     agents = dict.fromkeys(r["environment"] for r in rows)
     factory = {a: environment_class(s, a, seed=seed, on_episode=on_episode) for a in agents}

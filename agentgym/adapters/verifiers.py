@@ -140,6 +140,11 @@ class AgentgymTaskset(vf.Taskset[AgentgymTask, AgentgymTasksetConfig]):
         suite = resolve_suite(self.config.suite)
         for tid in select_tasks(suite, self.config.task_ids or None):
             task = suite.tasks[tid]
+            if suite.agents[task.agent_id].examples:
+                raise ValueError(
+                    f"agent {task.agent_id!r} has few-shot examples, which this verifiers adapter "
+                    "does not pass on (its task data holds one prompt string)"
+                )
             data = AgentgymTaskData(
                 id=tid,
                 name=tid,

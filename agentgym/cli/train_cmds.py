@@ -65,6 +65,19 @@ def sft(
     console.print_json(json.dumps(summary))
 
 
+def _assignments(items: list[str]) -> dict:
+    """`FIELD=VALUE` strings as a dict, each value parsed as YAML (`3` is an int, `{r: 8}` a mapping)."""
+    from agentgym.yamlfile import load_yaml
+
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise typer.BadParameter(f"expected FIELD=VALUE, got {item!r}", param_hint="--set")
+        out[key.strip()] = load_yaml(value) if value.strip() else None
+    return out
+
+
 @train_app.command("grpo")
 def grpo(
     config: Annotated[Path | None, typer.Option(help="YAML with GRPOConfig fields.")] = None,
@@ -83,13 +96,20 @@ def grpo(
     out: Annotated[
         str | None, typer.Option(help="Run folder (metrics, checkpoint, curve.png); resumes if present.")
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="FIELD=VALUE for any GRPOConfig field, the value read as YAML (e.g. --set generator=local_int8 "
+            "--set eps_high=0.28 --set 'lora={r: 8}'); repeatable, wins over --config.",
+        ),
+    ] = None,
 ) -> None:
     """Multi-turn GRPO through the environment (resumes from <out>/checkpoint)."""
     from agentgym.train.grpo import GRPOTrainer, load_config
 
     try:
-        cfg = load_config(
-            config,
+        flags = dict(
             model=model,
             suite=suite,
             split=split,
@@ -102,6 +122,7 @@ def grpo(
             aggregation=aggregation,
             out=out,
         )
+        cfg = load_config(config, **(flags | _assignments(set_ or [])))
         trainer = GRPOTrainer(cfg)
     except (ValidationError, ValueError, FileNotFoundError) as e:
         _fail(e)

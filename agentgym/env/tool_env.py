@@ -217,10 +217,9 @@ class ToolUseEnv(gym.Env[str, Any]):
             await b.start_episode(self._episode)
         self.user.reset(task)
         self.max_turns = self.config.max_turns or task.max_turns
-        self._messages: list[dict[str, Any]] = [
-            {"role": "system", "content": agent.system_prompt},
-            {"role": "user", "content": task.instruction},
-        ]
+        self._messages: list[dict[str, Any]] = agent.opening(task.instruction)
+        self._head = len(self._messages) - 1
+        """System prompt and examples: the prompt, not part of the dialogue graded or answered."""
         self._turns: list[dict[str, Any]] = []
         self._calls: list[CallRecord] = []
         self._errors: Counter[str] = Counter()
@@ -348,7 +347,7 @@ class ToolUseEnv(gym.Env[str, Any]):
             assistant["tool_calls"] = tool_calls
         else:
             self._answer = parsed.content
-            reply = await self.user.reply(self.task, self._messages)  # type: ignore[arg-type]
+            reply = await self.user.reply(self.task, self._dialogue())  # type: ignore[arg-type]
             if reply is None:
                 self._terminated, self._end_reason = True, "answered"
             else:
@@ -384,7 +383,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                     self.state,  # type: ignore[union-attr]
                     self.suite.world.trace_fields,
                     self.state.touched(),
-                    [m["content"] for m in self._messages if m["role"] == "assistant" and m.get("content")],
+                    [m["content"] for m in self._dialogue() if m["role"] == "assistant" and m.get("content")],
                     self._episode.results,  # type: ignore[union-attr]
                 ),
             )
@@ -514,6 +513,7 @@ class ToolUseEnv(gym.Env[str, Any]):
                 "policy": policy,
                 "tools": [t.openai_schema() for t in self.tools.values()],
                 "messages": self._messages,
+                "examples": self._head - 1,
                 "turns": turns,
                 "state_diff": [
                     c.model_dump()
@@ -536,6 +536,10 @@ class ToolUseEnv(gym.Env[str, Any]):
                 "versions": {"agentgym": agentgym.__version__, "suite": self.suite.name},
             }
         )
+
+    def _dialogue(self) -> list[dict[str, Any]]:
+        """The episode's messages from the task's instruction on (the examples left out)."""
+        return [self._messages[0], *self._messages[self._head :]]
 
     def render(self) -> str | None:
         if self.task is None:

@@ -289,12 +289,12 @@ def calls_from_trajectory(traj: Trajectory) -> list[CallRecord]:
 
 def replies(traj: Trajectory) -> list[str]:
     """Visible text of every assistant message, in order."""
-    return [m.content for m in traj.messages if m.role == "assistant" and m.content]
+    return [m.content for m in traj.dialogue() if m.role == "assistant" and m.content]
 
 
 def final_answer(traj: Trajectory) -> str:
     """Text of the last assistant message that made no calls ('' if none)."""
-    for m in reversed(traj.messages):
+    for m in reversed(traj.dialogue()):
         if m.role == "assistant" and not m.tool_calls:
             return m.content or ""
     return ""

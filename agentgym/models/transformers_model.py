@@ -21,7 +21,9 @@ Concurrent `generate` calls are batched: a worker thread takes up to `max_batch`
 with the same sampling settings (waiting at most `batch_wait_ms` for company), left-pads them and
 runs one `generate`; each row is cut at its first end token. Requests for different adapters never
 share a batch. Seeded requests run alone, so a seed reproduces its sample. The event loop never
-blocks on the model.
+blocks on the model. When a batch's prompts are identical (the G episodes of a GRPO group start
+alike), the prompt runs once at batch 1 and its key/value cache is repeated across the rows
+(`SHARED_PREFILL_MIN`), so prefill costs one prompt, not G.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from agentgym.models.tokens import TokenSequence, assemble
 from agentgym.parsing import parse_turn
 
 TEMPLATES = Path(__file__).parent / "templates"
+SHARED_PREFILL_MIN = 16
+"""Identical prompts at least this long are prefilled once per batch, not once per row."""
 
 
 def bundled_template(name: str = "chatml_tools") -> str:
@@ -364,9 +368,13 @@ class TransformersChatModel(ChatPrompts):
                 torch.manual_seed(sampling.seed)
             t0 = time.perf_counter()
             with torch.inference_mode():
+                input_ids, attention = input_ids.to(dev), attention.to(dev)
+                cache = self._shared_prefill(batch, input_ids)
+                if cache is not None:
+                    kwargs["cache"] = cache
                 out = self.model.generate(
-                    input_ids=input_ids.to(dev),
-                    attention_mask=attention.to(dev),
+                    input_ids=input_ids,
+                    attention_mask=attention,
                     stopping_criteria=[_GiveUp(self, batch)],
                     **kwargs,
                 )
@@ -396,6 +404,19 @@ class TransformersChatModel(ChatPrompts):
                 )
             )
         return done
+
+    def _shared_prefill(self, batch: list[_Request], input_ids: torch.Tensor) -> Any:
+        """The key/value cache of the batch's one prompt (all but its last token) at batch 1,
+        repeated across the rows; None unless every row has the same prompt."""
+        first = batch[0].ids
+        if len(batch) < 2 or len(first) <= SHARED_PREFILL_MIN or any(r.ids != first for r in batch):
+            return None
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=input_ids[:1, :-1], cache=cache, use_cache=True)
+        cache.batch_repeat_interleave(len(batch))
+        return cache
 
 
 def _serve_loop(ref: weakref.ref, q: queue.Queue) -> None:

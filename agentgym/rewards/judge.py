@@ -81,13 +81,14 @@ def render_trajectory(
     """The conversation, compactly: user turns, assistant turns with their calls, tool results
     (truncated, failures marked with their error kind) and the final answer. No system prompt;
     `request=False` also drops the opening user message (when the prompt states it elsewhere)."""
+    msgs = traj.dialogue()
     errors = {o.call_id: o.error for t in traj.turns for o in t.calls if not o.ok}
     lines: list[str] = []
     last_answer = max(
-        (i for i, m in enumerate(traj.messages) if m.role == "assistant" and not m.tool_calls), default=-1
+        (i for i, m in enumerate(msgs) if m.role == "assistant" and not m.tool_calls), default=-1
     )
-    first_user = next((i for i, m in enumerate(traj.messages) if m.role == "user"), -1)
-    for i, m in enumerate(traj.messages):
+    first_user = next((i for i, m in enumerate(msgs) if m.role == "user"), -1)
+    for i, m in enumerate(msgs):
         if m.role == "user":
             if i == first_user and not request:
                 continue

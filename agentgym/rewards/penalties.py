@@ -46,7 +46,7 @@ def completion_tokens(trajectory: Trajectory) -> int:
 
 def last_assistant(trajectory: Trajectory) -> Message | None:
     """The episode's last assistant message (None when the model never spoke)."""
-    return next((m for m in reversed(trajectory.messages) if m.role == "assistant"), None)
+    return next((m for m in reversed(trajectory.dialogue()) if m.role == "assistant"), None)
 
 
 def call_errors(trajectory: Trajectory) -> list[ErrorKind | None]:

@@ -46,8 +46,9 @@ class ExportConfig(Record):
 
 
 def _messages(t: Trajectory) -> list[dict[str, Any]]:
+    """The conversation in chat form, few-shot examples left out (SFT teaches without them)."""
     out = []
-    for m in t.messages:
+    for m in t.dialogue():
         d = m.model_dump(mode="json", exclude_none=True)
         out.append(
             {

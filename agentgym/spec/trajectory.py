@@ -177,6 +177,9 @@ class Trajectory(Record):
     """Tools offered, as OpenAI `tools` entries."""
     messages: tuple[Message, ...]
     """The conversation, system prompt first."""
+    examples: int = Field(default=0, ge=0)
+    """How many few-shot messages (`AgentSpec.examples`) follow the system prompt in `messages`:
+    part of the prompt the policy saw, never graded, judged or trained on."""
     turns: tuple[TurnRecord, ...]
     """Per assistant turn."""
     state_diff: tuple[Change, ...] = ()
@@ -199,3 +202,7 @@ class Trajectory(Record):
     """Seconds: total, generation, environment."""
     versions: dict[str, str] = Field(default_factory=dict)
     """agentgym version, suite, model."""
+
+    def dialogue(self) -> tuple[Message, ...]:
+        """`messages` without the few-shot examples (system prompt, then the task's dialogue)."""
+        return self.messages[:1] + self.messages[1 + self.examples :] if self.examples else self.messages

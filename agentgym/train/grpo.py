@@ -65,6 +65,12 @@ assembled with the trainer's own tokenizer, sampled ids and logprobs read back),
 update the LoRA adapter is saved and loaded into the server through its dynamic LoRA endpoint
 (`agentgym.train.sync`); `agentgym serve model` implements the same endpoints for tests and CPUs.
 
+**Int8 sampling on the CPU** (`generator: local_int8`): rollouts are sampled by an int8 copy of
+the trained model (`agentgym.models.int8`: a quarter of the weight bytes to read per decoded token,
+float tensors other than the linear layers shared), requantized after every update (`sync: int8`).
+Its tokens are off-policy by the quantization error; their own log-probabilities are recorded and
+the loss weights them by `min(pi / mu, is_cap)` like any other sampler's.
+
 **Precision and device.** `device` ("auto": CUDA when available) is where the trained module
 lives; batches move to it in `sequences.masked_logprobs`. `dtype` is the dtype of the trained
 weights; `autocast` runs the forward passes under `torch.autocast(bfloat16)` (CUDA or CPU) with
@@ -103,6 +109,7 @@ from agentgym.train.objectives import (
     keep_informative,
     policy_loss,
 )
+from agentgym.train.optim import adamw
 from agentgym.train.schedules import TEMPERATURE_SCHEDULES
 from agentgym.train.sequences import masked_logprobs, pad, policy_view
 
@@ -168,17 +175,36 @@ class GRPOConfig(BaseModel):
     """Forward passes under bfloat16 autocast, float32 master weights."""
     device: str = "auto"
     """Where the trained module lives: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ..."""
-    generator: Literal["local", "vllm_server"] = "local"
-    """Who samples the rollouts: the trained module in process, or a vLLM server fed token ids."""
+    generator: Literal["local", "local_int8", "vllm_server"] = "local"
+    """Who samples the rollouts: the trained module in process; an int8 copy of it in process
+    (`agentgym.models.int8`: CPU, full fine-tuning, synced by requantizing after each step, the
+    mismatch corrected through `is_cap`); or a vLLM server fed token ids."""
     server_url: str | None = None
     """The server's base URL (http://host:port/v1) for `generator: vllm_server`, serving the same base
     model as `model` (vLLM: --enable-lora, VLLM_ALLOW_RUNTIME_LORA_UPDATING=True,
     --logprobs-mode processed_logprobs)."""
     sync: str = "none"
-    """How the generator gets each new policy (`agentgym.train.sync.SYNCS`): none | vllm_lora."""
+    """How the generator gets each new policy (`agentgym.train.sync.SYNCS`): none | vllm_lora | int8
+    (`generator: local_int8` implies int8)."""
 
     @model_validator(mode="after")
     def _generator_settings(self) -> GRPOConfig:
+        if self.generator == "local_int8":
+            if "sync" not in self.model_fields_set:
+                self.sync = "int8"
+            if self.sync != "int8":
+                raise ValueError(f"generator: local_int8 is synced by sync: int8, not {self.sync!r}")
+            if self.lora is not None or self.async_staleness or self.ray_workers:
+                raise ValueError(
+                    "generator: local_int8 quantizes the fully trained model in the synchronous loop "
+                    "(no lora, async_staleness or ray_workers)"
+                )
+            if self.is_cap is None:
+                log.warning(
+                    "generator: local_int8 with is_cap=None: the int8 sampler's tokens train uncorrected"
+                )
+        elif self.sync == "int8":
+            raise ValueError("sync: int8 needs generator: local_int8")
         if self.generator == "vllm_server":
             if self.server_url is None:
                 raise ValueError("generator: vllm_server needs server_url")
@@ -264,6 +290,20 @@ class GRPOTrainer:
 
             # the trainer's own tokenizer and template: generation and training build the same ids
             self.generator = VLLMServerModel(cfg.server_url, self.chat)
+        elif cfg.generator == "local_int8":
+            from agentgym.models.int8 import int8_sampler
+
+            if self.device.type != "cpu":
+                raise ValueError(f"generator: local_int8 samples on the CPU; the model is on {self.device}")
+            self.generator = TransformersChatModel(
+                int8_sampler(self.module),
+                self.chat.tokenizer,
+                name=f"{self.chat.name}-int8",
+                tool_format=self.chat.tool_format,
+                chat_template=self.chat.chat_template,
+                max_batch=self.chat.max_batch,
+                batch_wait_ms=self.chat.batch_wait_ms,
+            )
         from agentgym.train.sync import make_sync
 
         self.sync = make_sync(cfg.sync, out=self.out, generator=self.generator)
@@ -273,7 +313,7 @@ class GRPOTrainer:
 
             self.ref = copy.deepcopy(self.module).eval().requires_grad_(False)
         params = [p for p in self.module.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=False)
+        self.opt = adamw(params, cfg.lr, cfg.weight_decay)
         self.suite = suite if suite is not None else load_suite(cfg.suite)
         self._suite_given = suite is not None
         ids = cfg.task_ids or [

@@ -33,6 +33,7 @@ from agentgym.runner import run_episodes
 from agentgym.suites import load_suite
 from agentgym.train.grpo import enable_checkpointing, load_policy_model
 from agentgym.train.lora import LoraSettings, with_lora
+from agentgym.train.optim import adamw
 from agentgym.train.sequences import masked_logprobs, pad, sft_sequence
 
 
@@ -124,7 +125,7 @@ def train_sft(cfg: SFTConfig, on_step: Any = None) -> dict[str, Any]:
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, foreach=False)
+    opt = adamw(model.parameters(), cfg.lr)
     rng = random.Random(cfg.seed)
     step, t0 = 0, time.perf_counter()
     log = open(out / "sft_metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115

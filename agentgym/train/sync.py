@@ -16,6 +16,10 @@ generation request samples from that version.
   the adapter's registration. After a restart the server may still hold the version being
   synced; it is then unloaded and loaded afresh.
 
+- `int8`: the generator is a `TransformersChatModel` over `agentgym.models.int8.int8_sampler` of
+  the trained module (`generator: local_int8`); its int8 weights are requantized from the new float
+  weights in place, under the generator's lock.
+
 Full weights into vLLM (`vllm_weights`) are not here: vLLM's HTTP weight-update endpoints
 (`/init_weight_transfer_engine`, `/update_weights`, dev mode only) move tensors over NCCL or CUDA
 IPC from a GPU trainer, not from saved files, and it documents no endpoint that reloads weights
@@ -68,6 +72,21 @@ def _none(*, out: Path, generator: Any) -> WeightSync:
 @strategy("vllm_lora")
 def _vllm_lora(*, out: Path, generator: Any) -> WeightSync:
     return LoraSync(out / "adapters", generator)
+
+
+@strategy("int8")
+def _int8(*, out: Path, generator: Any) -> WeightSync:
+    from agentgym.models.int8 import Int8Linear, refresh
+
+    model = getattr(generator, "model", None)
+    if model is None or not any(isinstance(m, Int8Linear) for m in model.modules()):
+        raise TypeError(f"sync: int8 needs a generator over an int8 sampler, not {type(generator).__name__}")
+
+    def sync(module: Any, version: int) -> None:
+        with generator._lock:
+            refresh(model)
+
+    return sync
 
 
 class LoraSync:

@@ -105,3 +105,23 @@ def test_rollout_resumes_without_repeating(tmp_path):
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and (tmp_path / "trajectories.jsonl").read_text().splitlines() == lines
     assert CliRunner().invoke(app, [*args[:-2], "--split", "nope", "--out", str(tmp_path)]).exit_code == 2
+
+
+def test_train_grpo_set_reaches_every_config_field_and_bad_ones_are_clear(tmp_path):
+    from agentgym.cli.train_cmds import _assignments
+
+    assert _assignments(["eps_high=0.28", "lora={r: 8}", "generator=local_int8", "split="]) == {
+        "eps_high": 0.28,
+        "lora": {"r": 8},
+        "generator": "local_int8",
+        "split": None,
+    }
+    out = str(tmp_path / "run")
+    res = runner.invoke(app, ["train", "grpo", "--out", out, "--set", "no_such_field=1"])
+    assert res.exit_code != 0 and "no_such_field" in res.output
+    res = runner.invoke(
+        app, ["train", "grpo", "--out", out, "--set", "generator=local_int8", "--set", "sync=none"]
+    )
+    assert res.exit_code != 0 and "sync: int8" in res.output
+    res = runner.invoke(app, ["train", "grpo", "--out", out, "--set", "oops"])
+    assert res.exit_code != 0 and "FIELD=VALUE" in res.output

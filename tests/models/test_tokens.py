@@ -187,3 +187,28 @@ def test_the_trainer_rebuilds_the_same_sequence_from_the_stored_trajectory(model
     where = batch.mask[:, 1:].bool()
     assert torch.allclose(logp[where], batch.sampler_logp[:, 1:][where], atol=2e-3)
     assert (logp[~where] == 0).all() and (ent[where] > 0).all()
+
+
+def test_few_shot_examples_are_prompt_never_loss(model):
+    """An agent's few-shot examples are in every prompt the model reads, outside the loss mask."""
+    from agentgym.spec.agent import AgentSpec
+    from agentgym.suites.suite import TaskSuite
+    from agentgym.train.sequences import policy_view
+
+    base = load_suite("agentic-multiturn")
+    task_id = sorted(base.tasks)[1]
+    aid = base.tasks[task_id].agent_id
+    demo = [{"role": "user", "content": "Example?"}, {"role": "assistant", "content": "DEMO-REPLY-XYZ"}]
+    agents = dict(base.agents)
+    agents[aid] = AgentSpec.model_validate({**base.agents[aid].model_dump(), "examples": demo})
+    suite = TaskSuite(base.name, base.world, agents, base.tasks)
+    env = ToolUseEnv(suite, config=EnvConfig(max_turns=2))
+    policy = ModelPolicy(model, SamplingParams(max_new_tokens=12, temperature=1.0, seed=3))
+    traj = asyncio.run(run_episode(env, policy, task_id, 0))
+    assert traj.examples == 2 and policy.history[2]["content"] == "DEMO-REPLY-XYZ"
+    seq = model.sequence(policy_view(traj, model.decode, model._eos), list(traj.tools))
+    assert seq.ids == model.sequence(policy.history, policy.tools).ids
+    assert "DEMO-REPLY-XYZ" in model.decode(seq.ids)
+    sampled = [i for i, m in zip(seq.ids, seq.mask, strict=True) if m]
+    assert len(sampled) == sum(len(t.token_ids) for t in traj.turns) > 0
+    assert "DEMO" not in model.decode(sampled)
