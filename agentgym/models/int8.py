@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from torch import nn
 
-
 REFRESH_BLOCK = 1 << 16
 """Weights requantized per block of this many elements (256 KB of fp32: an L2-sized working set)."""
 
