@@ -11,8 +11,9 @@ environment_factory, 96 new tokens, 2 tool rounds). agentgym runs `GRPOTrainer` 
 the peer's system prompts and one-shot examples as an agent with `examples`. Single turn: one
 model turn of 48 new tokens, SmolLM2's own template, so the prompt is the peer's token for token
 (113), reward = the reply names get_weather and the city. Multi-turn: up to 3 model turns (2 tool
-rounds + the answer) of 96 new tokens each against a simulated get_weather tool, agentgym's
-ChatML tool template (262 prompt tokens; the peer's Qwen2.5 template: 284).
+rounds + the answer) against a simulated get_weather tool, 96 sampled tokens per episode in all
+(`completion_budget`, as the peer's `max_completion_length`, which also counts the tool results),
+agentgym's ChatML tool template (262 prompt tokens; the peer's Qwen2.5 template: 284).
 Rows: `agentgym` (the default sampler: the trained fp32 module itself), `agentgym_int8`
 (`generator: local_int8`, an int8 copy requantized after each step, mismatch corrected through
 `is_cap`; `is_clip_frac` is the share of tokens whose weight hit the cap), `trl_1.16.0`.
@@ -45,7 +46,7 @@ torch.set_num_threads(2)
 cfg = GRPOConfig(out={out!r}, steps={steps}, tasks_per_step=1, group_size=4, max_new_tokens={tokens},
                  max_turns={turns}, lr=1e-6, temperature=1.0, beta=0.0, suite="weather", split=None,
                  save_every=10_000, filter_zero_advantage=False, seed=0, micro_batch=4,
-                 generator={generator!r})
+                 generator={generator!r}, completion_budget={budget})
 t = time.perf_counter()
 path = embedded.prepare(log=lambda *_: None)
 chat = TransformersChatModel.from_pretrained(path, name="smollm2", tool_format="hermes")
@@ -200,6 +201,7 @@ def ours(setting: str, steps: int, generator: str = "local") -> dict:
             turns=turns,
             setting=setting,
             generator=generator,
+            budget=None if setting == "single" else tokens,
         )
         out, rss = timed([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "2"})
     r = json.loads(next(line[7:] for line in out.splitlines() if line.startswith("RESULT ")))
@@ -227,8 +229,10 @@ def trl(setting: str, steps: int, model: Path) -> dict:
             env={**os.environ, "OMP_NUM_THREADS": "2", "TRL_EXPERIMENTAL_SILENCE": "1"},
         )
     r = json.loads(next(line[7:] for line in out.splitlines() if line.startswith("RESULT ")))
+    steps_s = r["step_s"][1:] or r["step_s"]
     return {
         "s_per_step": r.get("mean_step_s_excl_first"),
+        "s_per_step_median": round(statistics.median(steps_s), 2),
         "peak_rss_gb": round(rss, 2),
         "gen_tokens_per_s": r.get("gen_tokens_per_s"),
     }
@@ -259,6 +263,7 @@ def main() -> None:
                 a = row[name]
                 if t["s_per_step"]:
                     a["speedup_vs_trl"] = round(t["s_per_step"] / a["s_per_step"], 2)
+                    a["median_speedup_vs_trl"] = round(t["s_per_step_median"] / a["s_per_step_median"], 2)
                 a["memory_ratio_vs_trl"] = round(a["peak_rss_gb"] / t["peak_rss_gb"], 2)
         results[setting] = row
         print(json.dumps({setting: row}), flush=True)

@@ -133,6 +133,10 @@ class GRPOConfig(BaseModel):
     group_size: int = Field(default=4, ge=2)
     max_new_tokens: int = Field(default=64, ge=1)
     max_turns: int = Field(default=4, ge=1)
+    completion_budget: int | None = Field(default=None, ge=1)
+    """Tokens the policy may sample over one episode, all turns together (like TRL's multi-turn
+    `max_completion_length`): each turn gets at most what is left, and the episode is truncated when
+    it is spent. None: only `max_new_tokens` per turn and `max_turns` bound it."""
     temperature: float = Field(default=1.0, gt=0)
     temperature_end: float | None = None
     temperature_schedule: str = "constant"
@@ -435,8 +439,14 @@ class GRPOTrainer:
         sampling = SamplingParams(temperature=temperature, max_new_tokens=c.max_new_tokens)
         jobs = self._jobs(task_ids, seed_base)
         return await run_episodes(
-            lambda: ToolUseEnv(self.suite, task_ids=list(task_ids), config=EnvConfig(max_turns=c.max_turns)),
-            lambda: ModelPolicy(chat, sampling, name=f"policy@{self.version}"),
+            lambda: ToolUseEnv(
+                self.suite,
+                task_ids=list(task_ids),
+                config=EnvConfig(max_turns=c.max_turns, token_budget=c.completion_budget),
+            ),
+            lambda: ModelPolicy(
+                chat, sampling, name=f"policy@{self.version}", token_budget=c.completion_budget
+            ),
             jobs,
             concurrency=len(jobs),
         )
@@ -463,7 +473,12 @@ class GRPOTrainer:
             )
         sampling = SamplingParams(temperature=temperature, max_new_tokens=c.max_new_tokens)
         trajs = self._ray.play(
-            self.module, self.version, self._jobs(task_ids, self.step * 10_000), sampling, c.max_turns
+            self.module,
+            self.version,
+            self._jobs(task_ids, self.step * 10_000),
+            sampling,
+            c.max_turns,
+            c.completion_budget,
         )
         return list(asyncio.run(self._score(task_ids, trajs)).values())
 

@@ -6,7 +6,7 @@ down). Each actor loads the policy model itself (`grpo.load_policy_model(model)`
 same LoRA config when there is one) and holds its own copy of the suite (a suite name is loaded
 there; a `TaskSuite` object is pickled to it).
 
-`play(module, version, jobs, sampling, max_turns)`: the driver puts the weights in the object store
+`play(module, version, jobs, sampling, max_turns, budget)`: the driver puts the weights in the object store
 once (`ray.put`) and every actor reads them from there before playing its share of the (task, seed)
 jobs (interleaved, so a group's episodes spread over the actors). The first call ships the whole
 state dict, so an actor's weights are exactly the trainer's whatever it loaded; later calls ship
@@ -66,6 +66,7 @@ class PolicyRolloutWorker:
         jobs: Sequence[Job],
         sampling: SamplingParams,
         max_turns: int,
+        budget: int | None = None,
     ) -> list[str]:
         if version != self.version:
             with self.chat._lock:  # no generation may see half-loaded weights
@@ -73,8 +74,8 @@ class PolicyRolloutWorker:
             self.version = version
         name = f"policy@{version}"
         trajs = await run_episodes(
-            lambda: ToolUseEnv(self.suite, config=EnvConfig(max_turns=max_turns)),
-            lambda: ModelPolicy(self.chat, sampling, name=name),
+            lambda: ToolUseEnv(self.suite, config=EnvConfig(max_turns=max_turns, token_budget=budget)),
+            lambda: ModelPolicy(self.chat, sampling, name=name, token_budget=budget),
             list(jobs),
             concurrency=max(1, len(jobs)),
         )
@@ -136,6 +137,7 @@ class RayPolicyRollouts:
         jobs: Sequence[Job],
         sampling: SamplingParams,
         max_turns: int,
+        budget: int | None = None,
     ) -> list[Trajectory]:
         """Every job played by the actors with `module`'s current weights, in job order."""
         if self._sent_full:
@@ -145,7 +147,7 @@ class RayPolicyRollouts:
         ref = ray.put(state)  # once; every actor reads the same object
         shares = [list(jobs[i :: len(self.actors)]) for i in range(len(self.actors))]
         calls = [
-            (share, a.play.remote(ref, version, share, sampling, max_turns))
+            (share, a.play.remote(ref, version, share, sampling, max_turns, budget))
             for a, share in zip(self.actors, shares, strict=True)
             if share
         ]
