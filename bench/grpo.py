@@ -102,43 +102,14 @@ def peer_suite(setting: str):
     template (the peer renders TRL's Qwen2.5 one), reward = called with the city + answered."""
     import json as _json
 
+    from rollouts import weather_world
+
     from agentgym.spec.agent import AgentSpec
     from agentgym.spec.task import TaskSpec
     from agentgym.suites.suite import TaskSuite
-    from agentgym.world.domain import World, domain_from_dict
 
     temps = {c: 10 + 3 * i for i, c in enumerate(CITIES)}
-    domain = domain_from_dict(
-        {
-            "name": "weather",
-            "category": "Weather",
-            "entities": [
-                {
-                    "collection": "weather.cities",
-                    "id_prefix": "city",
-                    "record_schema": {
-                        "type": "object",
-                        "required": ["id", "forecast"],
-                        "properties": {"id": {"type": "string"}, "forecast": {"type": "string"}},
-                    },
-                }
-            ],
-            "tools": [
-                {
-                    "name": "get_weather",
-                    "description": "Get the current weather for a city.",
-                    "input_schema": {
-                        "type": "object",
-                        "required": ["city"],
-                        "properties": {"city": {"type": "string", "description": "The city name."}},
-                    },
-                    "semantics": {"operation": "get", "collection": "weather.cities", "id_arg": "city"},
-                }
-            ],
-            "seed": {"weather.cities": [{"id": c, "forecast": f"{t} C, clear"} for c, t in temps.items()]},
-        }
-    )
-    world = World([domain])
+    world = weather_world(temps, city_doc="The city name.")
     tool = "weather__get_weather"
     if setting == "single":
         system, ask = SINGLE_SYSTEM, "What is the weather in {} right now? Use the tool."

@@ -92,12 +92,11 @@ CITIES = {
 }
 
 
-def weather_suite():
-    from agentgym.spec.agent import AgentSpec
-    from agentgym.spec.task import TaskSpec
-    from agentgym.suites.suite import TaskSuite
+def weather_world(temps: dict[str, int], city_doc: str | None = None):
+    """A world with one simulated tool, weather__get_weather, that knows `temps` ("<t> C, clear")."""
     from agentgym.world.domain import World, domain_from_dict
 
+    city: dict = {"type": "string"} | ({"description": city_doc} if city_doc else {})
     domain = domain_from_dict(
         {
             "name": "weather",
@@ -117,18 +116,22 @@ def weather_suite():
                 {
                     "name": "get_weather",
                     "description": "Get the current weather for a city.",
-                    "input_schema": {
-                        "type": "object",
-                        "required": ["city"],
-                        "properties": {"city": {"type": "string"}},
-                    },
+                    "input_schema": {"type": "object", "required": ["city"], "properties": {"city": city}},
                     "semantics": {"operation": "get", "collection": "weather.cities", "id_arg": "city"},
                 }
             ],
-            "seed": {"weather.cities": [{"id": c, "forecast": f"{t} C, clear"} for c, t in CITIES.items()]},
+            "seed": {"weather.cities": [{"id": c, "forecast": f"{t} C, clear"} for c, t in temps.items()]},
         }
     )
-    world = World([domain])
+    return World([domain])
+
+
+def weather_suite():
+    from agentgym.spec.agent import AgentSpec
+    from agentgym.spec.task import TaskSpec
+    from agentgym.suites.suite import TaskSuite
+
+    world = weather_world(CITIES)
     agent = AgentSpec(
         id="wx",
         name="Weather",

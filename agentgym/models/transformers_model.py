@@ -414,7 +414,7 @@ class TransformersChatModel(ChatPrompts):
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
-        self.model(input_ids=input_ids[:1, :-1], cache=cache, use_cache=True)
+        self.model(input_ids=input_ids[:1, :-1], cache=cache, use_cache=True, logits_to_keep=1)
         cache.batch_repeat_interleave(len(batch))
         return cache
 

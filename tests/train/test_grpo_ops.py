@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,74 +22,14 @@ from agentgym.train.objectives import policy_loss
 
 
 def weather_suite():
-    """One weather task over one tool (after bench/rollouts.py's `weather_suite`)."""
-    from agentgym.spec.agent import AgentSpec
-    from agentgym.spec.task import TaskSpec
+    """bench/rollouts.py's weather suite, its Paris task only."""
     from agentgym.suites.suite import TaskSuite
-    from agentgym.world.domain import World, domain_from_dict
 
-    domain = domain_from_dict(
-        {
-            "name": "weather",
-            "category": "Weather",
-            "entities": [
-                {
-                    "collection": "weather.cities",
-                    "id_prefix": "city",
-                    "record_schema": {
-                        "type": "object",
-                        "required": ["id", "forecast"],
-                        "properties": {"id": {"type": "string"}, "forecast": {"type": "string"}},
-                    },
-                }
-            ],
-            "tools": [
-                {
-                    "name": "get_weather",
-                    "description": "Get the current weather for a city.",
-                    "input_schema": {
-                        "type": "object",
-                        "required": ["city"],
-                        "properties": {"city": {"type": "string"}},
-                    },
-                    "semantics": {"operation": "get", "collection": "weather.cities", "id_arg": "city"},
-                }
-            ],
-            "seed": {"weather.cities": [{"id": "Paris", "forecast": "10 C, clear"}]},
-        }
-    )
-    world = World([domain])
-    agent = AgentSpec(
-        id="wx",
-        name="Weather",
-        system_prompt="You answer weather questions.",
-        tools=("weather__get_weather",),
-    )
-    task = TaskSpec.model_validate(
-        {
-            "id": "weather-paris",
-            "agent_id": "wx",
-            "instruction": "What is the weather in Paris right now?",
-            "initial_state": world.seed.model_dump(),
-            "gold": [
-                {"calls": [{"tool": "weather__get_weather", "arguments": {"city": "Paris"}}]},
-                {"answer": "Paris: 10 C, clear"},
-            ],
-            "rubric": {
-                "criteria": [
-                    {
-                        "id": "called",
-                        "kind": "call",
-                        "tool": "weather__get_weather",
-                        "args": {"city": "Paris"},
-                        "succeeded": None,
-                    },
-                    {"id": "temp", "kind": "answer", "facts": ["10 C"]},
-                ]
-            },
-        }
-    )
-    return TaskSuite("weather", world, {"wx": agent}, {task.id: task})
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from rollouts import weather_suite as bench_suite
+
+    s = bench_suite()
+    return TaskSuite(s.name, s.world, s.agents, {"weather-paris": s.tasks["weather-paris"]})
 
 
 class Brevity(TrajectoryReward):
