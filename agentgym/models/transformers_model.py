@@ -9,7 +9,7 @@ Prompts are token-exact (`agentgym.models.tokens`): the model's earlier turns, w
 messages carry the `token_ids` it sampled, are spliced in verbatim instead of re-tokenised, and
 `sequence(messages, tools)` gives the trainer the same ids with the loss mask. Generation records
 the sampled ids and their log-probabilities under the sampling distribution (temperature and
-top-p applied), straight from `generate`.
+top-p applied, as transformers' `generate` applies them).
 
 `ChatPrompts` is the part that needs no weights (tokenizer, template choice, rendering, token-exact
 sequences, end tokens); the model extends it, and a client of a remote engine uses it alone
@@ -17,13 +17,20 @@ sequences, end tokens); the model extends it, and a client of a remote engine us
 Served models can carry peft LoRA adapters (`load_adapter` / `unload_adapter`); a request names
 the adapter it wants, and the worker switches adapters only between batches.
 
-Concurrent `generate` calls are batched: a worker thread takes up to `max_batch` waiting requests
-with the same sampling settings (waiting at most `batch_wait_ms` for company), left-pads them and
-runs one `generate`; each row is cut at its first end token. Requests for different adapters never
-share a batch. Seeded requests run alone, so a seed reproduces its sample. The event loop never
-blocks on the model. When a batch's prompts are identical (the G episodes of a GRPO group start
-alike), the prompt runs once at batch 1 and its key/value cache is repeated across the rows
-(`SHARED_PREFILL_MIN`), so prefill costs one prompt, not G.
+Concurrent `generate` calls are batched continuously (`agentgym.models.decoding`): a worker
+thread runs up to `max_batch` rows with the same sampling settings (waiting at most
+`batch_wait_ms` for company when a batch starts); a row leaves the batch at its first end token or
+its `max_new_tokens`, and its caller gets the result at once, while requests that arrive meanwhile
+join between two tokens. Requests for different adapters never share a batch. Seeded requests run
+alone, so a seed reproduces its sample. A caller that gives up (time-out, Ctrl-C) is dropped at the
+next token. The event loop never blocks on the model.
+
+Prefill is paid once per token, not once per turn: the keys and values of every sequence a batch
+produced are kept in a byte-bounded prefix store (`agentgym.models.prefix_cache`, `prefix_cache_mb`,
+0 turns it off), so an episode's next turn prefills only the environment's new tokens; a prompt
+with nothing stored is prefilled once per distinct prompt at batch 1, so a GRPO group's G identical
+prompts cost one. The store empties itself when the weights change (an optimizer step, a sync, an
+adapter switch), so cached keys never come from an older policy.
 """
 
 from __future__ import annotations
@@ -43,12 +50,16 @@ from typing import Any
 import torch
 
 from agentgym.models.base import Completion, SamplingParams
+from agentgym.models.decoding import DecodeBatch, Row
+from agentgym.models.prefix_cache import PrefixStore, weights_version
 from agentgym.models.tokens import TokenSequence, assemble
 from agentgym.parsing import parse_turn
 
 TEMPLATES = Path(__file__).parent / "templates"
 SHARED_PREFILL_MIN = 16
-"""Identical prompts at least this long are prefilled once per batch, not once per row."""
+"""Prompts longer than this with nothing stored are prefilled at batch 1, once per distinct prompt."""
+PREFIX_CACHE_MB = 256
+"""Default budget of the prefix store (about 5,700 tokens of SmolLM2-135M's keys and values)."""
 
 
 def bundled_template(name: str = "chatml_tools") -> str:
@@ -67,7 +78,7 @@ class _Request:
     def key(self) -> tuple:
         s = self.sampling
         seeded = id(self) if s.seed is not None else 0
-        return (s.temperature, s.top_p, s.max_new_tokens, s.seed, seeded, self.adapter)
+        return (s.temperature, s.top_p, s.seed, seeded, self.adapter)  # max_new_tokens is per row
 
 
 class ChatPrompts:
@@ -171,6 +182,7 @@ class TransformersChatModel(ChatPrompts):
         threads: int | None = None,
         max_batch: int = 8,
         batch_wait_ms: float = 20.0,
+        prefix_cache_mb: float = PREFIX_CACHE_MB,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -190,6 +202,8 @@ class TransformersChatModel(ChatPrompts):
         self.batches: list[int] = []
         """Size of every batch run so far (for benchmarks and tests)."""
         self._adapters: dict[str, str] = {}
+        self.prefix_store = PrefixStore(int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
+        """Key/value caches of recent sequences (`agentgym.models.prefix_cache`); None when off."""
         if threads:
             torch.set_num_threads(threads)
         super().__init__(
@@ -308,29 +322,31 @@ class TransformersChatModel(ChatPrompts):
                 self._worker.start()
 
     def _serve_once(self, first: _Request, held: list[_Request]) -> list[_Request]:
-        """Run one batch led by `first`; returns the requests left waiting."""
-        batch, rest = [first], []
+        """Run one continuous batch led by `first` until it drains; requests with the same key join
+        it whenever they arrive. Returns the requests left waiting (other keys)."""
+        pending, rest = [first], []
         for r in held:
-            (batch if r.key == first.key and len(batch) < self.max_batch else rest).append(r)
+            (pending if r.key == first.key else rest).append(r)
         deadline = time.perf_counter() + self.batch_wait_ms / 1000
-        while len(batch) < self.max_batch:
+        while len(pending) < self.max_batch:  # wait for company only when a batch starts
             try:
                 r = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
             except queue.Empty:
                 break
-            (batch if r.key == first.key else rest).append(r)
-        # a caller that gave up (episode time-out, Ctrl-C) cancelled its future: skip it
-        batch = [r for r in batch if not r.future.cancelled()]
-        if not batch:
-            return rest
-        try:
-            outs = self._run(batch)
-        except BaseException as e:  # the callers get the error; the worker keeps serving
-            for r in batch:
-                _settle(r.future, exc=e)
-            return rest
-        for r, c in zip(batch, outs, strict=True):
-            _settle(r.future, result=c)
+            (pending if r.key == first.key else rest).append(r)
+
+        def more() -> list[_Request]:
+            if first.sampling.seed is not None:  # a seeded request runs alone: its sample reproduces
+                return []
+            got = []
+            while True:
+                try:
+                    r = self._queue.get_nowait()
+                except queue.Empty:
+                    return got
+                (got if r.key == first.key else rest).append(r)
+
+        self._decode(pending, _settle_request, more)
         return rest
 
     def close(self) -> None:
@@ -341,82 +357,91 @@ class TransformersChatModel(ChatPrompts):
             w.join(timeout=30)
 
     def _run(self, batch: list[_Request]) -> list[Completion]:
-        """One `generate` over requests with the same sampling settings (left-padded)."""
-        sampling = batch[0].sampling
-        width = max(len(r.ids) for r in batch)
-        input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, r in enumerate(batch):
-            input_ids[row, width - len(r.ids) :] = torch.tensor(r.ids, dtype=torch.long)
-            attention[row, width - len(r.ids) :] = 1
-        dev = self.model.device
-        greedy = sampling.temperature == 0
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=not greedy,
-            output_scores=True,
-            return_dict_in_generate=True,
-            pad_token_id=self._pad,
-        )
-        if not greedy:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        with self._lock:
-            self._use_adapter(batch[0].adapter)
+        """Generate for `batch` (same key) in the calling thread; the first error is raised."""
+        got: dict[int, Completion | BaseException] = {}
+        self._decode(list(batch), lambda r, c=None, exc=None: got.setdefault(id(r), exc or c))
+        out = [got[id(r)] for r in batch]
+        for x in out:
+            if isinstance(x, BaseException):
+                raise x
+        return out  # type: ignore[return-value]
+
+    def _decode(self, pending: list[_Request], deliver: Any, more: Any = None) -> None:
+        """The continuous-batching loop (`agentgym.models.decoding`): admits `pending` (and whatever
+        `more()` returns between tokens) up to `max_batch` rows, and delivers each row's completion
+        the moment it finishes. A row whose caller gave up is dropped; on close every row fails; an
+        error in a step fails the rows in flight and the loop goes on with the rest."""
+        first = pending[0]
+        sampling = first.sampling
+        with self._lock, torch.inference_mode():
+            self._begin_batch()
+            self._use_adapter(first.adapter)
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                input_ids, attention = input_ids.to(dev), attention.to(dev)
-                cache = self._shared_prefill(batch, input_ids)
-                if cache is not None:
-                    kwargs["cache"] = cache
-                out = self.model.generate(
-                    input_ids=input_ids,
-                    attention_mask=attention,
-                    stopping_criteria=[_GiveUp(self, batch)],
-                    **kwargs,
-                )
-                scores = self.model.compute_transition_scores(
-                    out.sequences, out.scores, normalize_logits=True
-                )
-            gen_ms = (time.perf_counter() - t0) * 1000
-            self.batches.append(len(batch))
-        done = []
-        for row, r in enumerate(batch):
-            ids = out.sequences[row, width:].tolist()
-            end = next((i + 1 for i, t in enumerate(ids) if t in self._eos), len(ids))
-            ids = ids[:end]
-            lps = scores[row].tolist()[: len(ids)]
-            stopped = bool(ids) and ids[-1] in self._eos
-            text = self.decode(ids[:-1] if stopped else ids)
-            done.append(
-                Completion(
-                    text=text,
-                    tool_calls=parse_turn(text, self.tool_format).calls,
-                    token_ids=ids,
-                    logprobs=lps,
-                    prompt_tokens=len(r.ids),
-                    finish_reason="stop" if stopped else "length",
-                    gen_ms=gen_ms,
-                    model=r.adapter or self.name,
-                )
-            )
-        return done
+            batch = self._new_batch(sampling)
+            while pending or batch.rows:
+                if pending and len(batch) < self.max_batch and self.prefix_store is not None:
+                    self.prefix_store.scope((first.adapter, weights_version(self.model)))
+                joined = False
+                while pending and len(batch) < self.max_batch:
+                    r = pending.pop(0)
+                    if r.future.cancelled():
+                        continue
+                    try:
+                        batch.admit(r)
+                        joined = True
+                    except BaseException as e:
+                        deliver(r, exc=e)
+                if joined:
+                    self.batches.append(len(batch))
+                if self._closing:
+                    for r in [*(row.request for row in batch.rows), *pending]:
+                        deliver(r, exc=RuntimeError("the model was closed"))
+                    return
+                gone = [row for row in batch.rows if row.request.future.cancelled()]
+                if gone:
+                    batch.drop(gone)
+                if not batch.rows:
+                    continue
+                try:
+                    finished = batch.step()
+                except BaseException as e:  # the callers in flight get the error; the loop goes on
+                    for row in batch.rows:
+                        deliver(row.request, exc=e)
+                    batch = self._new_batch(sampling)
+                    continue
+                for row in finished:
+                    deliver(row.request, self._row_completion(row))
+                if more is not None:
+                    pending.extend(more())
 
-    def _shared_prefill(self, batch: list[_Request], input_ids: torch.Tensor) -> Any:
-        """The key/value cache of the batch's one prompt (all but its last token) at batch 1,
-        repeated across the rows; None unless every row has the same prompt."""
-        first = batch[0].ids
-        if len(batch) < 2 or len(first) <= SHARED_PREFILL_MIN or any(r.ids != first for r in batch):
-            return None
-        from transformers import DynamicCache
+    def _begin_batch(self) -> None:
+        """Called under the generation lock when a batch starts (it runs until it drains): a subclass
+        that swaps weights between batches does it here."""
 
-        cache = DynamicCache(config=self.model.config)
-        self.model(input_ids=input_ids[:1, :-1], cache=cache, use_cache=True, logits_to_keep=1)
-        cache.batch_repeat_interleave(len(batch))
-        return cache
+    def _new_batch(self, sampling: SamplingParams) -> DecodeBatch:
+        return DecodeBatch(
+            self.model,
+            eos=self._eos,
+            store=self.prefix_store,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            min_prefill=SHARED_PREFILL_MIN,
+        )
+
+    def _row_completion(self, row: Row) -> Completion:
+        r, ids = row.request, row.tokens
+        text = self.decode(ids[:-1] if row.stopped else ids)
+        return Completion(
+            text=text,
+            tool_calls=parse_turn(text, self.tool_format).calls,
+            token_ids=list(ids),
+            logprobs=list(row.logprobs),
+            prompt_tokens=len(r.ids),
+            finish_reason="stop" if row.stopped else "length",
+            gen_ms=(time.perf_counter() - row.started) * 1000,
+            model=r.adapter or self.name,
+        )
 
 
 def _serve_loop(ref: weakref.ref, q: queue.Queue) -> None:
@@ -447,15 +472,8 @@ def _close_if_alive(ref: weakref.ref) -> None:
         m.close()
 
 
-class _GiveUp:
-    """Stops a generation early when the model is closing or every caller in the batch gave up."""
-
-    def __init__(self, owner: TransformersChatModel, batch: list[_Request]) -> None:
-        self.owner, self.batch = owner, batch
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kw: Any) -> torch.Tensor:
-        stop = self.owner._closing or all(r.future.cancelled() for r in self.batch)
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+def _settle_request(r: _Request, result: Any = None, exc: BaseException | None = None) -> None:
+    _settle(r.future, result, exc)
 
 
 def _settle(fut: concurrent.futures.Future, result: Any = None, exc: BaseException | None = None) -> None:

@@ -71,6 +71,20 @@ class VLLMChatModel(TransformersChatModel):
         self.batches.append(len(batch))
         return [self._completion(r, o) for r, o in zip(batch, outs, strict=True)]
 
+    def _decode(self, pending: list[_Request], deliver: Any, more: Any = None) -> None:
+        """One `LLM.generate` over the waiting requests: vLLM batches continuously inside it."""
+        batch = [r for r in pending if not r.future.cancelled()]
+        if not batch:
+            return
+        try:
+            outs = self._run(batch)
+        except BaseException as e:
+            for r in batch:
+                deliver(r, exc=e)
+            return
+        for r, c in zip(batch, outs, strict=True):
+            deliver(r, c)
+
     def _completion(self, r: _Request, out: Any) -> Completion:
         o = out.outputs[0]
         ids = list(o.token_ids)

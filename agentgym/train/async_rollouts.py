@@ -80,8 +80,8 @@ class SamplerModel(TransformersChatModel):
             max_batch=source.max_batch,
             batch_wait_ms=source.batch_wait_ms,
         )
-        self._lock = threading.RLock()  # type: ignore[assignment]  # re-entered by _run below
         self.version = version
+        self._batch_version = version
         self._pending: tuple[dict[str, torch.Tensor], int] | None = None
         self._pending_lock = threading.Lock()
 
@@ -99,19 +99,18 @@ class SamplerModel(TransformersChatModel):
             self.model.load_state_dict(state, strict=False)
             self.version = version
 
-    def _run(self, batch: list[Any]) -> list[Completion]:
-        # `_lock` is the generation lock of TransformersChatModel._run; holding it here too (it is
-        # an RLock) makes "load weights, read version, generate" one step.
-        with self._lock:
-            self._load_pending()
-            version = self.version
-            outs = super()._run(batch)
-        return [
-            VersionedCompletion(
-                **{f.name: getattr(c, f.name) for f in dataclasses.fields(Completion)}, policy_version=version
-            )
-            for c in outs
-        ]
+    def _begin_batch(self) -> None:
+        # under the generation lock, before a batch's first token: "load weights, read version,
+        # generate" is one step, and every row of the batch is sampled by that version
+        self._load_pending()
+        self._batch_version = self.version
+
+    def _row_completion(self, row: Any) -> Completion:
+        c = super()._row_completion(row)
+        return VersionedCompletion(
+            **{f.name: getattr(c, f.name) for f in dataclasses.fields(Completion)},
+            policy_version=self._batch_version,
+        )
 
 
 @dataclass(slots=True)

@@ -455,6 +455,9 @@ class GRPOTrainer:
         """`group_size` episodes of each task with the trained policy, scored by the reward mix; one
         list per task, every turn tagged with the current version."""
         trajs = await self._play(self.generator, task_ids, temperature, self.step * 10_000)
+        store = getattr(self.generator, "prefix_store", None)
+        if store is not None:  # the update needs the memory, and changes the weights the keys came from
+            store.clear()
         tagged = [_tag(tr, self.version) for tr in trajs]
         return list((await self._score(task_ids, tagged)).values())
 

@@ -145,7 +145,7 @@ def test_concurrent_requests_are_batched_with_identical_results(model):
 def test_a_failing_batch_reports_to_every_caller_and_the_worker_survives(model):
     sp = SamplingParams(max_new_tokens=4)
     bad = SamplingParams(max_new_tokens=4, temperature=0.5, top_p=1.0)
-    real = model.model.generate
+    real = model.model.forward
     calls = {"n": 0}
 
     def flaky(*a, **k):
@@ -154,14 +154,14 @@ def test_a_failing_batch_reports_to_every_caller_and_the_worker_survives(model):
             raise RuntimeError("out of memory (simulated)")
         return real(*a, **k)
 
-    model.model.generate = flaky
+    model.model.forward = flaky
     try:
         with pytest.raises(RuntimeError, match="simulated"):
             asyncio.run(model.generate([{"role": "user", "content": "x"}], None, bad))
         ok = asyncio.run(model.generate([{"role": "user", "content": "x"}], None, sp))
         assert ok.token_ids
     finally:
-        model.model.generate = real
+        model.model.forward = real
 
 
 @pytest.mark.slow
