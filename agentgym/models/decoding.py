@@ -108,10 +108,9 @@ class DecodeBatch:
         pos = torch.arange(done, len(ids), device=self.device)[None]
         self.model(input_ids=x, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
         kv = [(layer.keys[0], layer.values[0]) for layer in cache.layers]
+        # a fresh prompt is kept (a GRPO group's G rows share it); a continuation is one episode's
         if self.store is not None and hit is None and len(ids) >= self.min_prefill:
-            self.store.put(
-                ids, kv
-            )  # a fresh prompt (a group's G rows share it); a continuation is one episode's
+            self.store.put(ids, kv)
         return kv
 
     def _empty_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
