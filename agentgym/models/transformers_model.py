@@ -81,6 +81,18 @@ class _Request:
         return (s.temperature, s.top_p, s.seed, seeded, self.adapter)  # max_new_tokens is per row
 
 
+@dataclass(slots=True)
+class _Call:
+    """A function to run on the worker thread between batches (`TransformersChatModel.call`)."""
+
+    fn: Any
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+    @property
+    def key(self) -> tuple:
+        return (id(self),)  # never joins a batch
+
+
 class ChatPrompts:
     """A tokenizer and the chat template it is prompted with: renders conversations and makes their
     token-exact sequences. Needs no weights, so a client of a remote engine builds exactly the ids a
@@ -260,6 +272,20 @@ class TransformersChatModel(ChatPrompts):
     ) -> Completion:
         ids = self.sequence(messages, tools, add_generation_prompt=True).ids
         return self._run([_Request(ids, sampling)])[0]
+
+    def call(self, fn: Any) -> Any:
+        """Run `fn()` on the generation worker thread, between batches, and return its result.
+
+        Heavy torch work done next to generation belongs here (the GRPO trainer's update): on a
+        CPU each thread that runs parallel torch ops gets its own OpenMP team, and with more OpenMP
+        threads than cores libgomp throttles its spin-waiting, which slowed every later decode step
+        of the worker by 1.6-2x (measured, `bench/RESULTS.md`). One thread, one team."""
+        if threading.current_thread() is self._worker:
+            return fn()
+        job = _Call(fn)
+        self._ensure_worker()
+        self._queue.put(job)  # type: ignore[arg-type]
+        return job.future.result()
 
     # -- LoRA adapters served on top of the base weights (`agentgym serve model`) ---------------
 
@@ -462,7 +488,14 @@ def _serve_loop(ref: weakref.ref, q: queue.Queue) -> None:
             for r in [first, *held]:
                 _settle(r.future, exc=RuntimeError("the model was closed"))
             return
-        held = m._serve_once(first, held)
+        if isinstance(first, _Call):
+            if first.future.set_running_or_notify_cancel():
+                try:
+                    first.future.set_result(first.fn())
+                except BaseException as e:
+                    first.future.set_exception(e)
+        else:
+            held = m._serve_once(first, held)
         del m
 
 

@@ -576,11 +576,8 @@ class GRPOTrainer:
             metrics.update(self.monitors.observe(self.step, metrics, groups))
         t1 = time.perf_counter()
         if keep:
-            metrics.update(
-                self._update(
-                    [groups[i] for i in keep], [rewards[i] for i in keep], [temperatures[i] for i in keep]
-                )
-            )
+            args = ([groups[i] for i in keep], [rewards[i] for i in keep], [temperatures[i] for i in keep])
+            metrics.update(self._on_generation_thread(lambda: self._update(*args)))
         t_train = time.perf_counter() - t1
         self.step += 1
         metrics.update(
@@ -590,6 +587,14 @@ class GRPOTrainer:
             gen_tokens_per_s=sum(len(x.token_ids or ()) for t in flat for x in t.turns) / max(t_gen, 1e-9),
         )
         return metrics
+
+    def _on_generation_thread(self, fn: Any) -> Any:
+        """Run the update on the thread a local generator decodes on (`TransformersChatModel.call`:
+        one OpenMP team on the CPU); elsewhere (a server, async mode's own sampler, Ray) in place."""
+        gen = self.generator
+        if self.cfg.async_staleness or self.cfg.ray_workers or not isinstance(gen, TransformersChatModel):
+            return fn()
+        return gen.call(fn)
 
     def _staleness(self, groups: Sequence[Sequence[Trajectory]]) -> dict[str, float]:
         """Current version minus each sampled token's version, over the step's tokens."""
