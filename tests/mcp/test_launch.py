@@ -186,7 +186,7 @@ async def test_a_package_npm_does_not_have_is_install_failed(tmp_path, monkeypat
 def test_real_installs_record_version_licence_and_command(real_servers):
     memory, time_ = real_servers["memory"], real_servers["time"]
     manifest = json.loads(
-        (install_dir(memory.spec.pinned(None)) / "node_modules" / memory.name / "package.json").read_text()
+        (install_dir(memory.spec) / "node_modules" / memory.name / "package.json").read_text()
     )
     assert memory.version == manifest["version"] and memory.spec.version == memory.version
     assert memory.argv[1].endswith(".js") and memory.permissive
