@@ -17,14 +17,14 @@ moves a batch to a device, and `masked_logprobs` moves it to the module's device
 **Shared prefixes.** The G episodes of a GRPO group start with the same prompt (system prompt,
 tool schemas, instruction), and SFT conversations of one agent share at least the system prompt
 and tools — usually most of a short sequence. `masked_logprobs` runs the tokens that every row of
-the batch has in common once (batch 1, keeping its key/value cache), repeats that cache across
-the batch and runs only the rows' own suffixes on top of it. Every suffix token attends to the
-same keys and values as in the full forward, and the prefix's gradient is the sum over the rows,
-so logprobs and gradients are those of the plain forward up to float rounding (tested); the work
-is P + B·(T−P) tokens instead of B·T. HF layers cannot checkpoint a forward that writes a cache,
-so the shared path runs without activation checkpointing and is taken only when the suffixes are
-small enough for that (`SHARED_MAX_SUFFIX_TOKENS`), or when checkpointing is off anyway (then it is
-both faster and smaller than the plain forward).
+the batch has in common once (batch 1), then runs only the rows' own suffixes on top of that
+prefix's keys and values, broadcast across the batch. Every suffix token attends to the same keys
+and values as in the full forward, and the prefix's gradient is the sum over the rows, so logprobs
+and gradients are those of the plain forward up to float rounding (tested); the work is
+P + B·(T−P) tokens instead of B·T. The two passes talk through caches that never change under a
+replay (`Record` only keeps the prefix's last keys and values, `Frozen` returns the prefix's
+concatenated with the suffix's and stores nothing), so activation checkpointing stays on for both:
+a recomputed layer reads and writes exactly what it did the first time.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import torch
@@ -127,11 +128,6 @@ def pad(seqs: Sequence[TokenSequence], pad_id: int) -> Padded:
 
 MIN_SHARED_PREFIX = 16
 """Shorter common prefixes are not worth a second forward call."""
-SHARED_MAX_SUFFIX_TOKENS = 256
-"""With activation checkpointing on, the shared path (which cannot checkpoint) is taken only when
-the batch's suffix tokens, B·(T−P), are at most this many: un-checkpointed activations cost about
-1.2 MB a token for the 135M model, so this bounds the extra memory to about 0.3 GB. Without
-checkpointing the shared path is always taken (it holds fewer activations than the plain one)."""
 
 
 def shared_prefix(batch: Padded) -> int:
@@ -144,45 +140,88 @@ def shared_prefix(batch: Padded) -> int:
     return min(p, batch.ids.shape[1] - 1)
 
 
+@cache
+def _layer_types() -> tuple[type, type]:
+    """The two replay-safe cache layers (built on first use: transformers is imported lazily)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class Record(DynamicLayer):
+        """The prefix pass's cache layer: keeps the keys and values it is given (a replay under
+        checkpointing overwrites them with equal ones) and returns them unchanged."""
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *a: Any, **kw: Any) -> Any:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states
+            return key_states, value_states
+
+    class Frozen(DynamicLayer):
+        """The suffix pass's cache layer: the prefix's keys and values (batch 1) before each row's
+        own; stores nothing, so a replayed layer sees the same prefix."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            super().__init__()
+            self.lazy_initialization(keys, values)
+            self.keys, self.values = keys, values
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *a: Any, **kw: Any) -> Any:
+            b = key_states.shape[0]
+            keys = torch.cat([self.keys.expand(b, -1, -1, -1), key_states], dim=-2)
+            values = torch.cat([self.values.expand(b, -1, -1, -1), value_states], dim=-2)
+            return keys, values
+
+    return Record, Frozen
+
+
+def _cache(config: Any, layers: list[Any]) -> Any:
+    from transformers import DynamicCache
+
+    out = DynamicCache(config=config)
+    out.layers = layers
+    return out
+
+
 @contextmanager
-def _checkpointing_off(base: Any) -> Iterator[None]:
-    layers = [m for m in base.modules() if getattr(m, "gradient_checkpointing", False) is True]
+def _cache_kept_under_checkpointing(layers: Sequence[Any]) -> Iterator[bool]:
+    """Lets HF's checkpointed decoder layers keep the cache (they drop it unless told it is
+    replay-safe, which `Record` and `Frozen` are). Yields False where this transformers has no
+    such switch and checkpointing is on: then the shared path would lose the prefix."""
+    known = all(hasattr(type(m), "_can_checkpoint_with_cache") for m in layers)
+    checkpointed = any(getattr(m, "gradient_checkpointing", False) is True for m in layers)
+    if not known:
+        yield not checkpointed
+        return
     for m in layers:
-        m.gradient_checkpointing = False
+        m._can_checkpoint_with_cache = True
     try:
-        yield
+        yield True
     finally:
         for m in layers:
-            m.gradient_checkpointing = True
+            del m._can_checkpoint_with_cache
 
 
 def _hidden(base: Any, batch: Padded, share_prefix: bool) -> torch.Tensor:
     """Last hidden states [B, T, H]: one forward, or the shared prefix once plus the suffixes."""
     p = shared_prefix(batch) if share_prefix else 0
     b, t = batch.ids.shape
-    checkpointed = (
-        torch.is_grad_enabled()
-        and base.training
-        and any(getattr(m, "gradient_checkpointing", False) is True for m in base.model.layers)
-    )
-    if p < MIN_SHARED_PREFIX or (checkpointed and b * (t - p) > SHARED_MAX_SUFFIX_TOKENS):
-        return base.model(
-            input_ids=batch.ids, attention_mask=batch.attention, use_cache=False
-        ).last_hidden_state
-    from transformers import DynamicCache
-
-    with _checkpointing_off(base):
-        cache = DynamicCache(config=base.config)
-        head = base.model(input_ids=batch.ids[:1, :p], cache=cache, use_cache=True)
-        cache.batch_repeat_interleave(b)
+    layers = list(base.model.layers)
+    with _cache_kept_under_checkpointing(layers) as kept:
+        if p < MIN_SHARED_PREFIX or not kept:
+            return base.model(
+                input_ids=batch.ids, attention_mask=batch.attention, use_cache=False
+            ).last_hidden_state
+        record_layer, frozen_layer = _layer_types()
+        record = _cache(base.config, [record_layer() for _ in layers])
+        head = base.model(input_ids=batch.ids[:1, :p], cache=record, use_cache=False)
+        frozen = _cache(base.config, [frozen_layer(m.keys, m.values) for m in record.layers])
         positions = torch.arange(p, t, device=batch.ids.device)
         tail = base.model(
             input_ids=batch.ids[:, p:],
             attention_mask=batch.attention,
-            cache=cache,
+            cache=frozen,
             position_ids=positions.expand(b, -1),
             cache_position=positions,
-            use_cache=True,
+            use_cache=False,
         )
     return torch.cat([head.last_hidden_state.expand(b, -1, -1), tail.last_hidden_state], dim=1)
 

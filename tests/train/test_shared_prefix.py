@@ -73,3 +73,40 @@ def test_shared_forward_equals_plain_forward(chat, checkpointing):
     assert torch.allclose(lp0, lp1, atol=1e-4)
     assert torch.allclose(e0, e1, atol=1e-4)
     assert float((g0 - g1).norm() / g0.norm()) < 1e-4
+
+
+def _saved_bytes(module, batch, share: bool) -> int:
+    """Bytes of activations autograd keeps for the backward of one `masked_logprobs` call."""
+    params = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            kept[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        logp, _ = masked_logprobs(module, batch, share_prefix=share)
+    del logp
+    return sum(kept.values())
+
+
+@pytest.mark.slow
+def test_shared_forward_keeps_checkpointing(chat):
+    """Under activation checkpointing the shared path saves only layer inputs, as the plain
+    checkpointed forward does: far less than either path without checkpointing."""
+    from agentgym.train.grpo import enable_checkpointing
+
+    module = chat.model
+    batch = _batch(chat)
+    module.train()
+    try:
+        full = _saved_bytes(module, batch, share=True)
+        enable_checkpointing(module, True)
+        plain, shared = _saved_bytes(module, batch, share=False), _saved_bytes(module, batch, share=True)
+    finally:
+        module.eval()
+        enable_checkpointing(module, False)
+    assert shared < full / 4, (shared, full)
+    assert shared < plain * 1.5, (shared, plain)
