@@ -25,6 +25,16 @@ P + B·(T−P) tokens instead of B·T. The two passes talk through caches that n
 replay (`Record` only keeps the prefix's last keys and values, `Frozen` returns the prefix's
 concatenated with the suffix's and stores nothing), so activation checkpointing stays on for both:
 a recomputed layer reads and writes exactly what it did the first time.
+
+The backward runs the suffix pass to the end before the prefix pass starts. The suffix is built on
+detached stand-ins for the prefix's outputs (its last hidden states and every layer's keys and
+values); once backward has their gradients, `_Junction` carries them on through the prefix pass (a
+nested backward). In one graph, every parameter's gradient node would wait for its prefix-pass
+share, which autograd computes last, so every parameter's fp32 gradient from the suffix would sit in
+autograd's buffers at once (a second copy of the weights in memory, whatever the optimizer does with
+gradients). Split, each parameter's gradient is accumulated the moment the suffix pass has it.
+Gradients reach the parameters through `.backward()` (the trainers' way); `torch.autograd.grad`
+over the shared path would miss the prefix's share.
 """
 
 from __future__ import annotations
@@ -213,7 +223,8 @@ def _hidden(base: Any, batch: Padded, share_prefix: bool) -> torch.Tensor:
         record_layer, frozen_layer = _layer_types()
         record = _cache(base.config, [record_layer() for _ in layers])
         head = base.model(input_ids=batch.ids[:1, :p], cache=record, use_cache=False)
-        frozen = _cache(base.config, [frozen_layer(m.keys, m.values) for m in record.layers])
+        top, *kv = _cut([head.last_hidden_state] + [t for m in record.layers for t in (m.keys, m.values)])
+        frozen = _cache(base.config, [frozen_layer(k, v) for k, v in zip(kv[::2], kv[1::2], strict=True)])
         positions = torch.arange(p, t, device=batch.ids.device)
         tail = base.model(
             input_ids=batch.ids[:, p:],
@@ -223,7 +234,67 @@ def _hidden(base: Any, batch: Padded, share_prefix: bool) -> torch.Tensor:
             cache_position=positions,
             use_cache=False,
         )
-    return torch.cat([head.last_hidden_state.expand(b, -1, -1), tail.last_hidden_state], dim=1)
+    return torch.cat([top.expand(b, -1, -1), tail.last_hidden_state], dim=1)
+
+
+def _cut(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Stand-ins for `tensors` that the suffix pass is built on: once backward has computed all
+    their gradients (those the loss reaches), it goes on from `tensors` with them, through the
+    prefix pass, in a nested backward (module doc)."""
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors):
+        return tensors
+    return list(_Junction.apply(tensors, *(t.detach().requires_grad_(t.requires_grad) for t in tensors)))
+
+
+class _Junction(torch.autograd.Function):
+    """Identity on detached copies of the prefix pass's outputs. Autograd calls its backward once,
+    with every output's gradient, after the suffix pass's nodes (they run first, being newer);
+    it backpropagates those gradients through the prefix pass from the original outputs.
+
+    Not `register_multi_grad_hook` on the copies: its hooks hold the copies' gradient accumulators,
+    which hold the copies, a cycle through C++ that Python's collector cannot break, so every
+    step's prefix graph would leak."""
+
+    @staticmethod
+    def forward(ctx: Any, sources: list[torch.Tensor], *copies: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ctx.sources = sources
+        ctx.set_materialize_grads(False)
+        return tuple(c.view_as(c) for c in copies)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[None, ...]:
+        pairs = [(t, g) for t, g in zip(ctx.sources, grads, strict=True) if g is not None and t.requires_grad]
+        ctx.sources = None
+        if pairs:
+            torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+        return (None,) * (len(grads) + 1)
+
+
+@contextmanager
+def _sparse_tied_embedding(base: Any) -> Iterator[None]:
+    """While the forward runs, the input embedding of a tied head gives a sparse gradient.
+
+    The tied weight's dense gradient comes from the head; a dense embedding gradient would be a
+    second vocabulary-sized tensor (113 MB for SmolLM2) at the end of the backward, when every other
+    gradient is alive, only to be added into the first. The sparse one holds the batch's rows and is
+    added in place. Untied or frozen embeddings are left alone (a sparse-only gradient would reach the
+    optimizer)."""
+    embed, head = base.get_input_embeddings(), base.get_output_embeddings()
+    tied = (
+        isinstance(embed, torch.nn.Embedding)
+        and head is not None
+        and embed.weight is head.weight
+        and embed.weight.requires_grad
+        and torch.is_grad_enabled()
+    )
+    if not tied or embed.sparse:
+        yield
+        return
+    embed.sparse = True
+    try:
+        yield
+    finally:
+        embed.sparse = False
 
 
 def masked_logprobs(
@@ -242,7 +313,8 @@ def masked_logprobs(
     """
     base = module.get_base_model() if hasattr(module, "get_base_model") else module
     batch = batch.to(base.lm_head.weight.device)  # a no-op when it is there already
-    hidden = _hidden(base, batch, share_prefix)
+    with _sparse_tied_embedding(base):
+        hidden = _hidden(base, batch, share_prefix)
     where = batch.mask[:, 1:].bool()
     logits = base.lm_head(hidden[:, :-1][where]).float() / temperature
     targets = batch.ids[:, 1:][where]

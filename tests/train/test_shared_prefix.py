@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 
@@ -110,3 +112,38 @@ def test_shared_forward_keeps_checkpointing(chat):
         enable_checkpointing(module, False)
     assert shared < full / 4, (shared, full)
     assert shared < plain * 1.5, (shared, plain)
+
+
+@pytest.mark.slow
+def test_suffix_gradients_land_before_the_prefix_backward(chat, monkeypatch):
+    """Every parameter gets its suffix-pass gradient before the prefix pass's backward starts, so
+    none waits in autograd's buffers for the prefix (which would hold every parameter's gradient at
+    once, beside `p.grad` or an optimizer's own store); and the prefix pass's graph is freed after
+    the backward (not kept alive by a reference cycle autograd's hooks can make)."""
+    module = chat.model
+    module.train()
+    events: list[str] = []
+    names = {p: n for n, p in module.named_parameters()}
+    handles = [p.register_post_accumulate_grad_hook(lambda p: events.append(names[p])) for p in names]
+    prefix_outputs: list[weakref.ref] = []
+    forward = sequences._Junction.forward
+
+    def spy(ctx, sources, *copies):
+        prefix_outputs.extend(weakref.ref(t) for t in sources)
+        return forward(ctx, sources, *copies)
+
+    monkeypatch.setattr(sequences._Junction, "forward", staticmethod(spy))
+    try:
+        logp, _ = masked_logprobs(module, _batch(chat))
+        (-logp.sum()).backward()
+        del logp
+    finally:
+        for h in handles:
+            h.remove()
+        module.zero_grad(set_to_none=True)
+        module.eval()
+    repeat = next(i for i, n in enumerate(events) if n in events[:i])  # the prefix pass's first
+    assert set(events[:repeat]) == set(names.values())
+    assert len(events) == 2 * len(names)
+    assert len(prefix_outputs) == 1 + 2 * len(module.model.layers)
+    assert all(ref() is None for ref in prefix_outputs)
