@@ -14,7 +14,9 @@ model turn of 48 new tokens, SmolLM2's own template, so the prompt is the peer's
 rounds + the answer) against a simulated get_weather tool, 96 sampled tokens per episode in all
 (`completion_budget`, as the peer's `max_completion_length`, which also counts the tool results),
 agentgym's ChatML tool template (262 prompt tokens; the peer's Qwen2.5 template: 284).
-Rows: `agentgym` (the default sampler: the trained fp32 module itself), `agentgym_int8`
+Rows: `agentgym` (the default sampler: the trained fp32 module itself, fp32 AdamW),
+`agentgym_adamw_bf16` (the same with `optimizer: adamw_bf16`, AdamW's moments stored in bf16),
+`agentgym_int8`
 (`generator: local_int8`, an int8 copy requantized after each step, mismatch corrected through
 `is_cap`; `is_clip_frac` is the share of tokens whose weight hit the cap), `trl_1.16.0`.
 Every run is its own process under `/usr/bin/time -v` (peak RSS); s/step excludes the first step.
@@ -46,7 +48,7 @@ torch.set_num_threads(2)
 cfg = GRPOConfig(out={out!r}, steps={steps}, tasks_per_step=1, group_size=4, max_new_tokens={tokens},
                  max_turns={turns}, lr=1e-6, temperature=1.0, beta=0.0, suite="weather", split=None,
                  save_every=10_000, filter_zero_advantage=False, seed=0, micro_batch=4,
-                 generator={generator!r}, completion_budget={budget})
+                 generator={generator!r}, completion_budget={budget}, optimizer={optimizer!r})
 t = time.perf_counter()
 path = embedded.prepare(log=lambda *_: None)
 chat = TransformersChatModel.from_pretrained(path, name="smollm2", tool_format="hermes")
@@ -161,7 +163,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float
     return out, rss_kb / 1024 / 1024
 
 
-def ours(setting: str, steps: int, generator: str = "local") -> dict:
+def ours(setting: str, steps: int, generator: str = "local", optimizer: str = "adamw") -> dict:
     tokens, turns = (48, 1) if setting == "single" else (96, 3)
     with tempfile.TemporaryDirectory() as tmp:
         code = OURS.format(
@@ -172,6 +174,7 @@ def ours(setting: str, steps: int, generator: str = "local") -> dict:
             turns=turns,
             setting=setting,
             generator=generator,
+            optimizer=optimizer,
             budget=None if setting == "single" else tokens,
         )
         out, rss = timed([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "2"})
@@ -209,11 +212,20 @@ def trl(setting: str, steps: int, model: Path) -> dict:
     }
 
 
+ROWS = {
+    "agentgym": ("local", "adamw"),
+    "agentgym_adamw_bf16": ("local", "adamw_bf16"),
+    "agentgym_int8": ("local_int8", "adamw"),
+}
+"""agentgym's rows: name -> (generator, optimizer)."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--only", choices=["single", "multi"], default=None)
     ap.add_argument("--skip-trl", action="store_true")
+    ap.add_argument("--only-rows", default=None, help="comma-separated agentgym rows to run (default: all)")
     ap.add_argument(
         "--no-int8",
         action="store_true",
@@ -225,9 +237,10 @@ def main() -> None:
     model = embedded.prepare(log=lambda *_: None)
     results = {}
     for setting in [args.only] if args.only else ["single", "multi"]:
-        row = {"agentgym": ours(setting, args.steps)}
-        if not args.no_int8:
-            row["agentgym_int8"] = ours(setting, args.steps, "local_int8")
+        wanted = ROWS if args.only_rows is None else {k: ROWS[k] for k in args.only_rows.split(",")}
+        if args.no_int8:
+            wanted.pop("agentgym_int8", None)
+        row = {name: ours(setting, args.steps, *how) for name, how in wanted.items()}
         if not args.skip_trl:
             row["trl_1.16.0"] = t = trl(setting, args.steps, model)
             for name in [k for k in row if k.startswith("agentgym")]:

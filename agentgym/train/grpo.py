@@ -93,7 +93,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentgym.env import EnvConfig, ToolUseEnv
 from agentgym.models.base import ChatModel, SamplingParams
@@ -109,7 +109,7 @@ from agentgym.train.objectives import (
     keep_informative,
     policy_loss,
 )
-from agentgym.train.optim import adamw
+from agentgym.train.optim import check_optimizer, clip_grad_norm, make_optimizer
 from agentgym.train.schedules import TEMPERATURE_SCHEDULES
 from agentgym.train.sequences import masked_logprobs, pad, policy_view
 
@@ -142,6 +142,9 @@ class GRPOConfig(BaseModel):
     temperature_schedule: str = "constant"
     lr: float = Field(default=1e-6, gt=0)
     weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    """`agentgym.train.optim.OPTIMIZERS`: adamw (fp32 moments) | adamw_bf16 (gradients and moments
+    stored in bf16, stochastically rounded: 0.81 GB less for a full fine-tune of SmolLM2-135M)."""
     max_grad_norm: float = 1.0
     advantage: str = "grpo"
     aggregation: str = "token_mean"
@@ -190,6 +193,8 @@ class GRPOConfig(BaseModel):
     sync: str = "none"
     """How the generator gets each new policy (`agentgym.train.sync.SYNCS`): none | vllm_lora | int8
     (`generator: local_int8` implies int8)."""
+
+    _optimizer = field_validator("optimizer")(check_optimizer)
 
     @model_validator(mode="after")
     def _generator_settings(self) -> GRPOConfig:
@@ -317,7 +322,7 @@ class GRPOTrainer:
 
             self.ref = copy.deepcopy(self.module).eval().requires_grad_(False)
         params = [p for p in self.module.parameters() if p.requires_grad]
-        self.opt = adamw(params, cfg.lr, cfg.weight_decay)
+        self.opt = make_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay)
         self.suite = suite if suite is not None else load_suite(cfg.suite)
         self._suite_given = suite is not None
         ids = cfg.task_ids or [
@@ -694,12 +699,9 @@ class GRPOTrainer:
                 stats["entropy"] = float((entropy * mask).sum() / mask.sum().clamp(min=1))
                 for key, v in stats.items():
                     stats_acc.setdefault(key, []).append(float(v))
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.module.parameters() if p.requires_grad], c.max_grad_norm
-                )
-            )
+            grad_norm = clip_grad_norm(self.opt, c.max_grad_norm)
             self.opt.step()
+            self.opt.zero_grad(set_to_none=True)  # not held through the next step's rollouts
         self.module.eval()
         self.version += 1
         self.sync(self.module, self.version)

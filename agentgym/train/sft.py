@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentgym.env import EnvConfig, ToolUseEnv
 from agentgym.policies.oracle import OraclePolicy
@@ -33,7 +33,7 @@ from agentgym.runner import run_episodes
 from agentgym.suites import load_suite
 from agentgym.train.grpo import enable_checkpointing, load_policy_model
 from agentgym.train.lora import LoraSettings, with_lora
-from agentgym.train.optim import adamw
+from agentgym.train.optim import check_optimizer, clip_grad_norm, make_optimizer
 from agentgym.train.sequences import masked_logprobs, pad, sft_sequence
 
 
@@ -48,6 +48,8 @@ class SFTConfig(BaseModel):
     out: str = "runs/sft"
     epochs: int = Field(default=2, ge=1)
     lr: float = Field(default=5e-5, gt=0)
+    optimizer: str = "adamw"
+    """`agentgym.train.optim.OPTIMIZERS` (as `GRPOConfig.optimizer`)."""
     batch_size: int = Field(default=8, ge=1)
     max_len: int = Field(default=4096, ge=16)
     """Longer conversations are skipped (counted)."""
@@ -56,6 +58,8 @@ class SFTConfig(BaseModel):
     """Train a LoRA adapter instead of every weight; merged into the saved model."""
     seed: int = 0
     threads: int | None = None
+
+    _optimizer = field_validator("optimizer")(check_optimizer)
 
 
 def oracle_conversations(
@@ -125,7 +129,7 @@ def train_sft(cfg: SFTConfig, on_step: Any = None) -> dict[str, Any]:
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)
     model.train()
-    opt = adamw(model.parameters(), cfg.lr)
+    opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
     rng = random.Random(cfg.seed)
     step, t0 = 0, time.perf_counter()
     log = open(out / "sft_metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -142,8 +146,9 @@ def train_sft(cfg: SFTConfig, on_step: Any = None) -> dict[str, Any]:
                 loss = -(logp * mask).sum() / mask.sum().clamp(min=1)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+                gn = clip_grad_norm(opt, 1.0)
                 opt.step()
+                opt.zero_grad(set_to_none=True)
                 step += 1
                 m = {
                     "step": step,

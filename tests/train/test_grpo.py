@@ -71,6 +71,28 @@ def test_one_grpo_step_updates_the_policy_and_resumes_exactly(tmp_path):
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[1])["step"] == 1
 
 
+def test_bf16_moments_train_and_resume(tmp_path):
+    """`optimizer: adamw_bf16` on the real model: the moments are bf16 and come back from the
+    checkpoint as they were saved (not widened to the parameters' fp32 by `load_state_dict`)."""
+    mix = RewardMix([Component(Brevity())])
+    tr = GRPOTrainer(_cfg(tmp_path, optimizer="adamw_bf16"), mix=mix)
+    before = {n: p.detach().clone() for n, p in tr.module.named_parameters()}
+    [m] = tr.train()
+    assert m["grad_norm"] > 0
+    assert sum(not torch.equal(before[n], p) for n, p in tr.module.named_parameters()) > 0
+    saved = list(tr.opt.state.values())
+    assert len(saved) == len(before)
+    assert all(s["exp_avg"].dtype == s["exp_avg_sq"].dtype == torch.bfloat16 for s in saved)
+    again = GRPOTrainer(_cfg(tmp_path, steps=2, optimizer="adamw_bf16"), mix=mix)
+    loaded = list(again.opt.state.values())
+    assert again.step == 1 and len(loaded) == len(saved)
+    for a, b in zip(saved, loaded, strict=True):
+        assert b["exp_avg"].dtype == torch.bfloat16 and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+        assert float(a["step"]) == float(b["step"]) == 1.0
+    again.train()
+    assert all(float(s["step"]) == 2.0 for s in again.opt.state.values())
+
+
 def test_lora_trains_only_the_adapter(tmp_path):
     tr = GRPOTrainer(_cfg(tmp_path, lora={"r": 4, "alpha": 8}), mix=RewardMix([Component(Brevity())]))
     trainable = [n for n, p in tr.module.named_parameters() if p.requires_grad]
