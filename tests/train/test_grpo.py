@@ -71,6 +71,24 @@ def test_one_grpo_step_updates_the_policy_and_resumes_exactly(tmp_path):
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[1])["step"] == 1
 
 
+def test_set_up_and_resume_run_on_the_generation_thread(tmp_path, monkeypatch):
+    """A resumed checkpoint's load is parallel torch work: on the main thread it would give the
+    process a second OpenMP team and slow every later step 1.5-2x (bench/RESULTS.md). It runs on
+    the thread generation and updates run on."""
+    import threading
+
+    mix = RewardMix([Component(Brevity())])
+    GRPOTrainer(_cfg(tmp_path), mix=mix).train()
+    seen = []
+    resume = GRPOTrainer._resume
+    monkeypatch.setattr(
+        GRPOTrainer, "_resume", lambda self: (seen.append(threading.current_thread()), resume(self))
+    )
+    again = GRPOTrainer(_cfg(tmp_path, steps=2), mix=mix)
+    assert again.step == 1
+    assert seen == [again.chat._worker] and seen[0] is not threading.main_thread()
+
+
 def test_bf16_moments_train_and_resume(tmp_path):
     """`optimizer: adamw_bf16` on the real model: the moments are bf16 and come back from the
     checkpoint as they were saved (not widened to the parameters' fp32 by `load_state_dict`)."""
