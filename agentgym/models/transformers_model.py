@@ -471,8 +471,8 @@ class TransformersChatModel(ChatPrompts):
 
 
 def _serve_loop(ref: weakref.ref, q: queue.Queue) -> None:
-    """The batching worker. It holds its model only weakly between batches, so a model nobody uses
-    any more is freed and its worker ends."""
+    """The batching worker. It holds its model only weakly between batches, and nothing of a finished
+    job, so a model nobody uses any more is freed and its worker ends."""
     held: list[_Request] = []
     while True:
         try:
@@ -496,7 +496,10 @@ def _serve_loop(ref: weakref.ref, q: queue.Queue) -> None:
                     first.future.set_exception(e)
         else:
             held = m._serve_once(first, held)
-        del m
+        # nothing of this job may outlive it here: a `_Call`'s function holds its caller (a GRPO
+        # trainer, which holds this model), and kept while the loop waits it would keep the model,
+        # its optimizer state and this thread alive for good
+        del m, first
 
 
 def _close_if_alive(ref: weakref.ref) -> None:

@@ -89,6 +89,26 @@ def test_set_up_and_resume_run_on_the_generation_thread(tmp_path, monkeypatch):
     assert seen == [again.chat._worker] and seen[0] is not threading.main_thread()
 
 
+def test_a_dropped_trainer_frees_its_model_and_worker(tmp_path):
+    """After an update (run on the generation worker), dropping the trainer frees the model, the
+    optimizer state and the worker thread: the worker keeps nothing of a finished job (a kept
+    update closure held every trainer of a test session, 20 GB by the end of tests/train)."""
+    import gc
+    import time
+    import weakref
+
+    tr = GRPOTrainer(_cfg(tmp_path, save_every=10), mix=RewardMix([Component(Brevity())]))
+    [m] = tr.train()
+    assert m["sequences"] == 2  # an update ran on the worker
+    model, worker = weakref.ref(tr.chat), tr.chat._worker
+    del tr
+    deadline = time.monotonic() + 10
+    while (model() is not None or worker.is_alive()) and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.1)
+    assert model() is None and not worker.is_alive()
+
+
 def test_bf16_moments_train_and_resume(tmp_path):
     """`optimizer: adamw_bf16` on the real model: the moments are bf16 and come back from the
     checkpoint as they were saved (not widened to the parameters' fp32 by `load_state_dict`)."""
