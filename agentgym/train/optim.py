@@ -12,17 +12,22 @@
     parameter's bf16 gradient buffer the moment backward produces it, then drops it (`p.grad` is
     None after backward), so at most one parameter's fp32 gradient is alive at a time. A sparse
     gradient (a tied embedding, `train.sequences`) adds into its rows only. Micro-batches
-    accumulate until a step consumes them. `clip_grad_norm(opt, max_norm)` reads the norm from the buffers and the step applies
-    the clip coefficient, as `torch.nn.utils.clip_grad_norm_` does to `p.grad`.
+    accumulate until a step consumes them. `clip_grad_norm(opt, max_norm)` reads the norm from the
+    buffers and the step applies the clip coefficient, as `torch.nn.utils.clip_grad_norm_` does to
+    `p.grad`.
   - *Step.* The parameters are worked through in chunks of `CHUNK` elements: the chunk's gradient
     and moments are widened into fp32 scratch, torch's fused AdamW kernel updates parameter and
     moments in fp32, and the moments go back to bf16.
-  - *Rounding.* Every narrowing to bf16 rounds *stochastically*. Round-to-nearest would freeze the
-    second moment: with beta2 = 0.999 a step changes it by 0.1 %, under half a bf16 ulp (0.2 %), so
-    it could never decay. Stochastic rounding keeps every stored value unbiased. Its random bits
-    come from a fixed table (seeded, `NOISE_SEED`) read at an offset that moves with the step, the
-    parameter, the chunk and the micro-batch: cheap (a fresh random draw per element costs more
-    than the update), and deterministic, so a resumed run repeats exactly.
+  - *Rounding.* The moments, and a gradient summed over micro-batches, are rounded to bf16
+    *stochastically* each time they are stored. Round-to-nearest would bias them where an update is
+    small beside an ulp, and freeze the second moment outright: with beta2 = 0.999 a step changes it
+    by 0.1 %, under half a bf16 ulp (0.2 %), so it could never decay (the first moment stalls the
+    same way within about 1 % of a steady gradient). Stochastic rounding keeps them unbiased. Its
+    random bits come from a fixed table (seeded, `NOISE_SEED`) read at an offset that moves with the
+    step, the parameter, the chunk and the micro-batch: cheap (a fresh random draw per element costs
+    more than the update), and deterministic, so a resumed run repeats exactly. A fresh gradient is
+    stored once and never re-rounded, so it is rounded to nearest (a one-off relative error of at
+    most 2^-9, in one pass instead of four).
   Weights stay fp32. Checkpoints load across the two optimizers (moments are cast on load).
 
 Both take fp32 parameters; `adamw_bf16` also needs them contiguous and on a device with torch's
@@ -109,7 +114,8 @@ class AdamWBF16(torch.optim.Optimizer):
 
     @torch.no_grad()
     def _take(self, p: torch.Tensor) -> None:
-        """Move `p.grad` (dense or sparse, fp32) into `p`'s bf16 buffer, adding to what it holds."""
+        """Move `p.grad` (dense or sparse, fp32) into `p`'s bf16 buffer, adding to what it holds
+        (a fresh gradient is rounded to nearest, a sum stochastically)."""
         g = p.grad
         if g is None:
             return
@@ -118,12 +124,15 @@ class AdamWBF16(torch.optim.Optimizer):
         buf = self._grads.get(p)
         if buf is None:
             buf = self._grads[p] = torch.zeros_like(p, dtype=torch.bfloat16)
-        elif fresh and g.is_sparse:
-            buf.zero_()
         self._filled.add(p)
         self._takes += 1
         seed = self._seed(p, self._takes * 31 + 17)
-        if g.is_sparse:
+        if fresh and g.is_sparse:
+            g = g.coalesce()
+            buf.zero_().index_copy_(0, g.indices()[0], g.values().to(torch.bfloat16))
+        elif fresh:
+            buf.copy_(g.view_as(buf))
+        elif g.is_sparse:
             g = g.coalesce()
             rows = g.indices()[0]
             wide = buf.index_select(0, rows).float().add_(g.values())
@@ -136,9 +145,7 @@ class AdamWBF16(torch.optim.Optimizer):
             for a in range(0, g.numel(), CHUNK):
                 b = min(a + CHUNK, g.numel())
                 wide = scratch[0, : b - a]
-                wide.copy_(g[a:b])
-                if not fresh:
-                    wide.add_(flat[a:b])
+                wide.copy_(g[a:b]).add_(flat[a:b])
                 self._narrow(wide, flat[a:b], seed + a)
 
     def _narrow(self, wide: torch.Tensor, narrow: torch.Tensor, seed: int) -> None:
@@ -147,7 +154,10 @@ class AdamWBF16(torch.optim.Optimizer):
         for a in range(0, wide.numel(), CHUNK):
             b = min(a + CHUNK, wide.numel())
             off = (seed + a) % CHUNK
-            narrow[a:b].copy_(round_stochastic(wide[a:b], noise[off : off + b - a]))
+            round_stochastic(wide[a:b], noise[off : off + b - a], narrow[a:b])
+
+    def _scales(self, device: torch.device) -> torch.Tensor:
+        return torch.tensor(1.0 / self._coef, device=device)
 
     @torch.no_grad()
     def clip_grad_norm_(self, max_norm: float) -> float:
@@ -198,14 +208,13 @@ class AdamWBF16(torch.optim.Optimizer):
                 flat, grad = p.view(-1), self._grads[p].view(-1)
                 moments = [state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1)]
                 seed = self._seed(p, 0)
+                scale = None if self._coef == 1.0 else self._scales(p.device)
                 for a in range(0, p.numel(), CHUNK):
                     b = min(a + CHUNK, p.numel())
                     m32, v32, g32 = scratch[0, : b - a], scratch[1, : b - a], scratch[2, : b - a]
                     m32.copy_(moments[0][a:b])
                     v32.copy_(moments[1][a:b])
                     g32.copy_(grad[a:b])
-                    if self._coef != 1.0:
-                        g32.mul_(self._coef)
                     torch._fused_adamw_(
                         [flat[a:b]],
                         [g32],
@@ -220,6 +229,7 @@ class AdamWBF16(torch.optim.Optimizer):
                         eps=group["eps"],
                         amsgrad=False,
                         maximize=False,
+                        grad_scale=scale,  # the kernel divides the gradient by it: the clip
                     )
                     self._narrow(m32, moments[0][a:b], seed + a)
                     self._narrow(v32, moments[1][a:b], seed + a + 65537)
@@ -247,14 +257,15 @@ def _to_owner(p: torch.Tensor) -> None:
         opt._take(p)
 
 
-def round_stochastic(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """`x` (fp32, overwritten) rounded to a bf16-representable value: up or down with probability
-    in proportion to the distance, given `noise` uniform in [0, 2^16) (int32, same length). Adding
-    the noise below bf16's last mantissa bit and cutting those 16 bits does exactly that for either
-    sign (the bits are sign-magnitude); the result then converts to bf16 exactly."""
+def round_stochastic(x: torch.Tensor, noise: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """`out` (bf16) := `x` (fp32, clobbered) rounded up or down to a neighbouring bf16 value with
+    probability in proportion to the distance, given `noise` uniform in [0, 2^16) (int32, as long as
+    `x`). Adding the noise below bf16's last mantissa bit and keeping the top 16 bits (bf16 is fp32's
+    top half) does exactly that for either sign, the bits being sign-magnitude."""
     bits = x.view(torch.int32)
-    bits.add_(noise).bitwise_and_(-(1 << 16))
-    return x
+    bits.add_(noise).bitwise_right_shift_(16)  # arithmetic: the low 16 bits are then the top 16
+    out.view(torch.int16).copy_(bits)  # int32 -> int16 keeps the low 16 bits
+    return out
 
 
 def clip_grad_norm(opt: torch.optim.Optimizer, max_norm: float) -> float:
