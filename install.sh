@@ -8,6 +8,14 @@ PY=${PYTHON:-python3}
 # nothing resolves torch to a multi-GB CUDA build.
 "$PY" -m pip install --quiet "torch==2.13.0"
 "$PY" -m pip install --quiet -e ".[dev,peers]"
+# A C compiler builds adamw_bf16's native CPU loops on first use (agentgym/train/native).
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || {
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+  else
+    echo "no C compiler: adamw_bf16 will use its slower torch path" >&2
+  fi
+}
 # verifiers 0.4.0 (adapter tests) pins mcp==2.0.0: a venv that sees this environment's packages
 # and adds its own, so the main environment keeps mcp 2.3 (override: AGENTGYM_PEERS_VENV).
 PEERS_VENV=${AGENTGYM_PEERS_VENV:-/tmp/agentgym-peers}

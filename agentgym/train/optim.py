@@ -28,6 +28,11 @@
     more than the update), and deterministic, so a resumed run repeats exactly. A fresh gradient is
     stored once and never re-rounded, so it is rounded to nearest (a one-off relative error of at
     most 2^-9, in one pass instead of four).
+  - *Native loops.* On the CPU each of the three jobs (adding a gradient into its buffer, the
+    clip's norm, the step) is one C loop over memory (`agentgym.train.native`), split across
+    torch's thread count: for SmolLM2 on two cores the step takes 0.18 s instead of 0.45 s and a
+    second gradient 0.14 s instead of 0.23 s. The torch ops above are the reference, and the path
+    on other devices or where no C compiler is found (after one warning); the two agree (tests).
   Weights stay fp32. Checkpoints load across the two optimizers (moments are cast on load).
 
 Both take fp32 parameters; `adamw_bf16` also needs them contiguous and on a device with torch's
@@ -44,6 +49,8 @@ from typing import Any
 
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
+
+from agentgym.train import native
 
 FUSED_DEVICES = frozenset({"cpu", "cuda", "xpu", "mps"})
 """Device types torch's fused AdamW runs on."""
@@ -130,6 +137,11 @@ class AdamWBF16(torch.optim.Optimizer):
         if fresh and g.is_sparse:
             g = g.coalesce()
             buf.zero_().index_copy_(0, g.indices()[0], g.values().to(torch.bfloat16))
+        elif not g.is_sparse and (lib := self._native(p)) is not None:
+            g, flat = g.contiguous().view(-1), buf.view(-1)
+            noise, _ = self._buffers(p.device)
+            tail = (int(fresh), noise.data_ptr(), CHUNK, seed)
+            native.parallel(lib.agb_accumulate, g.numel(), (flat.data_ptr(), g.data_ptr()), tail)
         elif fresh:
             buf.copy_(g.view_as(buf))
         elif g.is_sparse:
@@ -145,8 +157,13 @@ class AdamWBF16(torch.optim.Optimizer):
             for a in range(0, g.numel(), CHUNK):
                 b = min(a + CHUNK, g.numel())
                 wide = scratch[0, : b - a]
-                wide.copy_(g[a:b]).add_(flat[a:b])
+                wide.copy_(flat[a:b]).add_(g[a:b])  # (fp32 += bf16 would convert into a temporary)
                 self._narrow(wide, flat[a:b], seed + a)
+
+    @staticmethod
+    def _native(p: torch.Tensor) -> Any:
+        """The native loops (`agentgym.train.native`) for a CPU parameter, else None."""
+        return native.kernels() if p.device.type == "cpu" else None
 
     def _narrow(self, wide: torch.Tensor, narrow: torch.Tensor, seed: int) -> None:
         """`narrow` (bf16) := `wide` (fp32, clobbered) stochastically rounded, chunk by chunk."""
@@ -165,9 +182,12 @@ class AdamWBF16(torch.optim.Optimizer):
         `min(1, max_norm / (norm + 1e-6))`, as `torch.nn.utils.clip_grad_norm_` does."""
         totals: dict[torch.device, torch.Tensor] = {}
         for p in self._filled:
-            _, scratch = self._buffers(p.device)
-            total = totals.setdefault(p.device, torch.zeros((), device=p.device))
+            total = totals.setdefault(p.device, torch.zeros((), device=p.device, dtype=torch.float64))
             flat = self._grads[p].view(-1)
+            if (lib := self._native(p)) is not None:
+                total += sum(native.parallel(lib.agb_sumsq, flat.numel(), (flat.data_ptr(),)))
+                continue
+            _, scratch = self._buffers(p.device)
             for a in range(0, flat.numel(), CHUNK):
                 wide = scratch[0, : min(CHUNK, flat.numel() - a)]
                 wide.copy_(flat[a : a + CHUNK])
@@ -204,10 +224,18 @@ class AdamWBF16(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, dtype=torch.bfloat16)
                     state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.bfloat16)
                 state["step"] += 1
-                _, scratch = self._buffers(p.device)
+                noise, scratch = self._buffers(p.device)
                 flat, grad = p.view(-1), self._grads[p].view(-1)
                 moments = [state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1)]
                 seed = self._seed(p, 0)
+                if (lib := self._native(p)) is not None:
+                    t = float(state["step"])
+                    ptrs = tuple(x.data_ptr() for x in (flat, grad, *moments))
+                    hyper = (group["lr"], beta1, beta2, group["eps"], group["weight_decay"])
+                    rates = (group["lr"] / (1 - beta1**t), math.sqrt(1 - beta2**t), self._coef)
+                    tail = (*hyper, *rates, noise.data_ptr(), CHUNK, seed, seed + 65537)
+                    native.parallel(lib.agb_step, p.numel(), ptrs, tail)
+                    continue
                 scale = None if self._coef == 1.0 else self._scales(p.device)
                 for a in range(0, p.numel(), CHUNK):
                     b = min(a + CHUNK, p.numel())
@@ -261,11 +289,10 @@ def round_stochastic(x: torch.Tensor, noise: torch.Tensor, out: torch.Tensor) ->
     """`out` (bf16) := `x` (fp32, clobbered) rounded up or down to a neighbouring bf16 value with
     probability in proportion to the distance, given `noise` uniform in [0, 2^16) (int32, as long as
     `x`). Adding the noise below bf16's last mantissa bit and keeping the top 16 bits (bf16 is fp32's
-    top half) does exactly that for either sign, the bits being sign-magnitude."""
-    bits = x.view(torch.int32)
-    bits.add_(noise).bitwise_right_shift_(16)  # arithmetic: the low 16 bits are then the top 16
-    out.view(torch.int16).copy_(bits)  # int32 -> int16 keeps the low 16 bits
-    return out
+    top half) does exactly that for either sign, the bits being sign-magnitude. With the low bits
+    cleared the value is a bf16 value, which the cast then copies exactly."""
+    x.view(torch.int32).add_(noise).bitwise_and_(-(1 << 16))
+    return out.copy_(x)
 
 
 def clip_grad_norm(opt: torch.optim.Optimizer, max_norm: float) -> float:

@@ -1,12 +1,15 @@
 """The optimizers registry: `adamw_bf16` against torch's fp32 AdamW (trajectory, second-moment decay),
-its stochastic rounding, exact resume, half-size state, and clear errors on bad input."""
+its stochastic rounding, exact resume, half-size state, and clear errors on bad input; its native
+CPU loops against its torch path."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
 
-from agentgym.train import optim
+from agentgym.train import native, optim
 from agentgym.train.grpo import GRPOConfig
 from agentgym.train.optim import OPTIMIZERS, AdamWBF16, make_optimizer, round_stochastic
 from agentgym.train.sft import SFTConfig
@@ -16,6 +19,16 @@ from agentgym.train.sft import SFTConfig
 def small_chunks(monkeypatch):
     """Chunks of 1000 elements, so a 3000-element parameter crosses chunk edges."""
     monkeypatch.setattr(optim, "CHUNK", 1000)
+
+
+@pytest.fixture(params=["native", "torch"])
+def path(request, monkeypatch):
+    """Run the test on `adamw_bf16`'s native CPU loops and on its torch path."""
+    if request.param == "native":
+        assert native.kernels() is not None, "the native loops did not build (see the warning)"
+    else:
+        monkeypatch.setattr(native, "kernels", lambda: None)
+    return request.param
 
 
 def _regression(seed: int = 0):
@@ -49,7 +62,7 @@ def test_registry_names():
     assert set(OPTIMIZERS) == {"adamw", "adamw_bf16"}
 
 
-def test_bf16_follows_fp32_adamw(small_chunks):
+def test_bf16_follows_fp32_adamw(small_chunks, path):
     w32, _, _, l32 = _train("adamw", 300)
     w16, _, opt, l16 = _train("adamw_bf16", 300)
     moved = float((w32 - 0).norm())
@@ -61,7 +74,7 @@ def test_bf16_follows_fp32_adamw(small_chunks):
     assert state["exp_avg"].shape == (60, 50)
 
 
-def test_second_moment_decays_like_fp32():
+def test_second_moment_decays_like_fp32(path):
     """beta2 = 0.999 moves v by 0.1 % a step, under half a bf16 ulp: round-to-nearest would keep v
     at its peak forever. Stochastic rounding must let it decay as fp32 does (0.999^2000 = 0.135)."""
     n = 4096
@@ -99,7 +112,7 @@ def test_round_stochastic_is_unbiased_and_bf16_exact():
     assert torch.equal(rounded(exact), exact)
 
 
-def test_resume_repeats_exactly(small_chunks):
+def test_resume_repeats_exactly(small_chunks, path):
     w_full, b_full, _, _ = _train("adamw_bf16", 40)
     w, b, opt, _ = _train("adamw_bf16", 25)
     saved = {"w": w, "b": b, "opt": opt.state_dict()}
@@ -166,7 +179,7 @@ def _tied_batches(n: int) -> list[torch.Tensor]:
     return [torch.randint(0, 300, (4, 12), generator=g) for _ in range(n)]
 
 
-def test_gradients_are_held_in_bf16_and_clipped_like_torch(small_chunks):
+def test_gradients_are_held_in_bf16_and_clipped_like_torch(small_chunks, path):
     """Backward leaves `p.grad` None (the hook moved it into a bf16 buffer, sparse rows included);
     the clipped norm and the step follow fp32 AdamW with torch's clipping."""
     ref, ours = _Tied(), _Tied()
@@ -191,7 +204,7 @@ def test_gradients_are_held_in_bf16_and_clipped_like_torch(small_chunks):
             assert float((a - b).norm()) < 0.02 * float(a.norm())
 
 
-def test_micro_batches_accumulate():
+def test_micro_batches_accumulate(path):
     """Two backwards then one step equal (up to bf16 rounding) one backward of the summed loss."""
     one, two = _Tied(), _Tied()
     o1, o2 = AdamWBF16(one.parameters(), lr=1e-2), AdamWBF16(two.parameters(), lr=1e-2)
@@ -232,3 +245,115 @@ def test_the_newest_optimizer_owns_the_gradients():
     m.embed.sparse = False
     m(_tied_batches(1)[0]).backward()  # no optimizer alive: plain `.grad` again
     assert all(p.grad is not None for p in m.parameters())
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int16).to(torch.int32)
+
+
+def test_native_loops_match_the_torch_path(small_chunks, monkeypatch):
+    """Same gradients, sums, clip and steps through both paths: held gradients bit for bit (the
+    same roundings and noise offsets); moments 99 % identical and within a few bf16 steps (their
+    fp32 values differ by float rounding, which can flip a stochastic rounding, and the flip
+    carries into later steps); weights within 0.1 % of the distance moved."""
+    assert native.kernels() is not None
+    g = torch.Generator().manual_seed(3)
+    start = torch.randn(5003, generator=g)
+    grads = [[torch.randn(5003, generator=g) * 10.0**-k for k in range(3)] for _ in range(4)]
+    runs = {}
+    for name in ("native", "torch"):
+        if name == "torch":
+            monkeypatch.setattr(native, "kernels", lambda: None)
+        p = torch.nn.Parameter(start.clone())
+        opt = AdamWBF16([p], lr=1e-2, weight_decay=0.1)
+        held, norms = [], []
+        for step in grads:
+            for gr in step:  # a fresh gradient, then two sums
+                p.grad = gr.clone()
+                opt._take(p)
+            held.append(opt._grads[p].clone())
+            norms.append(optim.clip_grad_norm(opt, 5.0))
+            opt.step()
+        runs[name] = (p.detach().clone(), held, norms, opt.state[p])
+    (p_n, held_n, norms_n, st_n), (p_t, held_t, norms_t, st_t) = runs["native"], runs["torch"]
+    assert all(torch.equal(a, b) for a, b in zip(held_n, held_t, strict=True))
+    assert norms_n == pytest.approx(norms_t, rel=1e-5)
+    for key in ("exp_avg", "exp_avg_sq"):
+        diff = (_bits(st_n[key]) - _bits(st_t[key])).abs()
+        assert int(diff.max()) <= 4 and float((diff == 0).float().mean()) > 0.99
+    moved = float((p_t - start).norm())
+    assert moved > 0.01 and float((p_n - p_t).norm()) < 1e-3 * moved
+
+
+def test_native_ranges_split_anywhere():
+    """Threads take arbitrary ranges: the loops over [0, n) in pieces equal one pass."""
+    lib = native.kernels()
+    assert lib is not None
+    n, chunk = 10_007, 1000
+    g = torch.Generator().manual_seed(5)
+    noise = torch.randint(0, 1 << 16, (2 * chunk,), dtype=torch.int32, generator=g)
+    grad = torch.randn(n, generator=g)
+    start = torch.randn(n, generator=g).to(torch.bfloat16)
+    outs = []
+    for cuts in ([0, n], [0, 1, 999, 1000, 4321, n]):
+        buf = start.clone()
+        p, m, v = torch.randn(n, generator=torch.Generator().manual_seed(6)), buf.clone(), buf.abs()
+        for a, b in itertools.pairwise(cuts):
+            lib.agb_accumulate(buf.data_ptr(), grad.data_ptr(), a, b, 0, noise.data_ptr(), chunk, 77)
+            lib.agb_step(
+                p.data_ptr(),
+                buf.data_ptr(),
+                m.data_ptr(),
+                v.data_ptr(),
+                a,
+                b,
+                1e-3,
+                0.9,
+                0.999,
+                1e-8,
+                0.01,
+                1e-2,
+                0.05,
+                0.5,
+                noise.data_ptr(),
+                chunk,
+                11,
+                12,
+            )
+        total = sum(lib.agb_sumsq(buf.data_ptr(), a, b) for a, b in itertools.pairwise(cuts))
+        outs.append((buf, p, m, v, total))
+    for x, y in zip(outs[0][:4], outs[1][:4], strict=True):
+        assert torch.equal(x, y)
+    assert outs[0][4] == pytest.approx(outs[1][4], rel=1e-6)  # fp32 lanes, other block edges
+    assert outs[0][4] == pytest.approx(float((outs[0][0].double() ** 2).sum()), rel=1e-6)
+
+
+def test_without_a_compiler_the_torch_path_runs_after_one_warning(monkeypatch, caplog):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    native.kernels.cache_clear()
+    try:
+        assert native.kernels() is None
+        assert "could not build its native loops" in caplog.text and "torch path" in caplog.text
+        p = torch.nn.Parameter(torch.ones(10))
+        opt = AdamWBF16([p], lr=0.1)
+        p.grad = torch.ones(10)
+        opt.step()
+        assert float(p.detach().max()) < 1.0
+    finally:
+        native.kernels.cache_clear()
+
+
+def test_a_sparse_gradient_adds_into_a_dense_one(path):
+    """The shared-prefix backward's second pass gives a tied embedding a sparse gradient on top of
+    the first pass's dense one."""
+    p = torch.nn.Parameter(torch.zeros(50, 8))
+    opt = AdamWBF16([p], lr=0.1)
+    dense = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+    rows = torch.tensor([[3, 7, 3]])
+    sparse = torch.sparse_coo_tensor(rows, torch.ones(3, 8), (50, 8), check_invariants=True)
+    p.grad = dense.clone()
+    opt._take(p)
+    p.grad = sparse
+    opt._take(p)
+    want = dense + sparse.to_dense()
+    assert torch.allclose(opt._grads[p].float(), want, rtol=2**-7, atol=1e-6)
