@@ -22,11 +22,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 SPARE = 64
 """Columns added beyond the need when a buffer is (re)allocated (at least half its width)."""
+_PLAIN: WeakIdKeyDictionary = WeakIdKeyDictionary()
+"""Model config -> whether every layer of its `DynamicCache` is a plain `DynamicLayer`."""
 
 
 class GrowingLayer(DynamicLayer):
@@ -64,7 +67,10 @@ class GrowingLayer(DynamicLayer):
 def growing_layers(config: Any, kv: list[list[torch.Tensor]]) -> list[GrowingLayer]:
     """A `GrowingLayer` per layer over `kv` (per layer `[keys, values]`; empty: nothing cached yet),
     or [] when some layer is not a plain `DynamicLayer` (module doc)."""
-    if any(type(layer) is not DynamicLayer for layer in DynamicCache(config=config).layers):
+    plain = _PLAIN.get(config)
+    if plain is None:  # asked once per config, not at every join and leave of a batch
+        plain = _PLAIN[config] = all(type(x) is DynamicLayer for x in DynamicCache(config=config).layers)
+    if not plain:
         return []
     if not kv:
         return [GrowingLayer() for _ in range(config.get_text_config(decoder=True).num_hidden_layers)]

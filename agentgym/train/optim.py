@@ -173,9 +173,6 @@ class AdamWBF16(torch.optim.Optimizer):
             off = (seed + a) % CHUNK
             round_stochastic(wide[a:b], noise[off : off + b - a], narrow[a:b])
 
-    def _scales(self, device: torch.device) -> torch.Tensor:
-        return torch.tensor(1.0 / self._coef, device=device)
-
     @torch.no_grad()
     def clip_grad_norm_(self, max_norm: float) -> float:
         """The total 2-norm of the held gradients; the next step scales them by
@@ -236,7 +233,7 @@ class AdamWBF16(torch.optim.Optimizer):
                     tail = (*hyper, *rates, noise.data_ptr(), CHUNK, seed, seed + 65537)
                     native.parallel(lib.agb_step, p.numel(), ptrs, tail)
                     continue
-                scale = None if self._coef == 1.0 else self._scales(p.device)
+                scale = None if self._coef == 1.0 else torch.tensor(1.0 / self._coef, device=p.device)
                 for a in range(0, p.numel(), CHUNK):
                     b = min(a + CHUNK, p.numel())
                     m32, v32, g32 = scratch[0, : b - a], scratch[1, : b - a], scratch[2, : b - a]

@@ -12,8 +12,9 @@ squares for the clip) in one loop over the elements.
   the file. It returns None, after one warning that names the cause, when no compiler works; the
   optimizer then keeps its torch path, which computes the same update.
 - `parallel(fn, n, before, after)` splits `[0, n)` into one contiguous range per torch thread and
-  runs `fn(*before, begin, end, *after)` on each, on this thread and a small pool. ctypes releases the GIL for the call. The loops
-  use no OpenMP, so they start no second OpenMP team beside torch's (see `TransformersChatModel.call`).
+  runs `fn(*before, begin, end, *after)` on each, on this thread and a small pool; ctypes releases
+  the GIL for the call. The loops use no OpenMP, so they start no second OpenMP team beside torch's
+  (see `TransformersChatModel.call`).
 - Results match the torch path: the roundings bit for bit (same noise offsets), the update to fp32
   rounding (tests).
 """
