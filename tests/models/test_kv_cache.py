@@ -56,17 +56,18 @@ def test_a_sliding_window_model_keeps_transformers_cache():
 
 def test_categorical_draws_the_distribution_and_never_a_removed_token():
     torch.manual_seed(0)
-    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, 0.5, -3.0]]).repeat(40_000, 1)
-    logp = torch.log_softmax(_top_p(logits, 0.9), -1)
-    tok = _categorical(logp)
+    logits = _top_p(torch.tensor([[2.0, 1.0, 0.0, -1.0, 0.5, -3.0]]).repeat(40_000, 1), 0.9)
+    tok, logp = _categorical(logits)
     freq = torch.bincount(tok, minlength=6).double() / len(tok)
-    want = logp[0].exp().double()
+    want = torch.softmax(logits[0], -1).double()
     assert want[5] == 0 and freq[5] == 0  # removed by top-p: never drawn
     assert torch.allclose(freq, want, atol=0.01)
+    # each drawn token's log-probability is log_softmax's
+    assert torch.allclose(logp, torch.log_softmax(logits, -1).gather(-1, tok[:, None])[:, 0], atol=1e-6)
     torch.manual_seed(7)
-    a = _categorical(logp[:8])
+    a, _ = _categorical(logits[:8])
     torch.manual_seed(7)
-    assert torch.equal(a, _categorical(logp[:8]))
+    assert torch.equal(a, _categorical(logits[:8])[0])
 
 
 @pytest.fixture(scope="module")
