@@ -20,11 +20,15 @@ Rows: `agentgym` (the default sampler: the trained fp32 module itself, fp32 Adam
 (`generator: local_int8`, an int8 copy requantized after each step, mismatch corrected through
 `is_cap`; `is_clip_frac` is the share of tokens whose weight hit the cap), `trl_1.16.0`.
 Every run is its own process under `/usr/bin/time -v` (peak RSS); s/step excludes the first step.
+With `--rounds N` every row runs N times, the order reversed every other round; a row's figures are
+the medians over its rounds (peak RSS: the largest), and the ratios to TRL are taken within each
+round (`speedup_vs_trl_rounds`), their median reported (memory: the largest).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -220,9 +224,29 @@ ROWS = {
 """agentgym's rows: name -> (generator, optimizer)."""
 
 
+def combine(runs: list[dict]) -> dict:
+    """One row's rounds as one row: the median of each figure over the rounds, the largest peak
+    RSS, and every round's step time."""
+    out = {
+        k: round(statistics.median(r[k] for r in runs), 3)
+        for k in runs[0]
+        if isinstance(runs[0][k], (int, float))
+    }
+    out["peak_rss_gb"] = max(r["peak_rss_gb"] for r in runs)
+    out["s_per_step_rounds"] = [r["s_per_step"] for r in runs]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every row this many times, alternating the order (agentgym rows then TRL, then the "
+        "reverse); ratios are taken within a round, and their median is reported",
+    )
     ap.add_argument("--only", choices=["single", "multi"], default=None)
     ap.add_argument("--skip-trl", action="store_true")
     ap.add_argument("--only-rows", default=None, help="comma-separated agentgym rows to run (default: all)")
@@ -240,15 +264,30 @@ def main() -> None:
         wanted = ROWS if args.only_rows is None else {k: ROWS[k] for k in args.only_rows.split(",")}
         if args.no_int8:
             wanted.pop("agentgym_int8", None)
-        row = {name: ours(setting, args.steps, *how) for name, how in wanted.items()}
+        jobs = {name: functools.partial(ours, setting, args.steps, *how) for name, how in wanted.items()}
         if not args.skip_trl:
-            row["trl_1.16.0"] = t = trl(setting, args.steps, model)
+            jobs["trl_1.16.0"] = functools.partial(trl, setting, args.steps, model)
+        runs: dict[str, list[dict]] = {name: [] for name in jobs}
+        for r in range(args.rounds):
+            for name in list(jobs) if r % 2 == 0 else list(jobs)[::-1]:
+                runs[name].append(jobs[name]())
+                print(json.dumps({setting: {name: runs[name][-1], "round": r}}), flush=True)
+        row = {name: combine(rs) for name, rs in runs.items()}
+        if not args.skip_trl:
+            t = runs["trl_1.16.0"]
             for name in [k for k in row if k.startswith("agentgym")]:
                 a = row[name]
-                if t["s_per_step"]:
-                    a["speedup_vs_trl"] = round(t["s_per_step"] / a["s_per_step"], 2)
-                    a["median_speedup_vs_trl"] = round(t["s_per_step_median"] / a["s_per_step_median"], 2)
-                a["memory_ratio_vs_trl"] = round(a["peak_rss_gb"] / t["peak_rss_gb"], 2)
+                speed = [tr["s_per_step"] / o["s_per_step"] for tr, o in zip(t, runs[name], strict=True)]
+                median_speed = [
+                    tr["s_per_step_median"] / o["s_per_step_median"]
+                    for tr, o in zip(t, runs[name], strict=True)
+                ]
+                memory = [o["peak_rss_gb"] / tr["peak_rss_gb"] for tr, o in zip(t, runs[name], strict=True)]
+                a["speedup_vs_trl"] = round(statistics.median(speed), 2)
+                a["median_speedup_vs_trl"] = round(statistics.median(median_speed), 2)
+                a["memory_ratio_vs_trl"] = round(max(memory), 2)
+                a["speedup_vs_trl_rounds"] = [round(x, 2) for x in speed]
+                a["memory_ratio_vs_trl_rounds"] = [round(x, 2) for x in memory]
         results[setting] = row
         print(json.dumps({setting: row}), flush=True)
     print(json.dumps(results, indent=2))
