@@ -20,6 +20,8 @@ Contract:
   temperature 0; one uniform draw per row, `_categorical`) and records each token's
   log-probability under that distribution. It returns the rows that finished; their keys and
   values go to the store for the episode's next turn.
+- The step's linear layers run on `agentgym.models.few_rows`'s loop on the CPU (one pass over each
+  weight matrix for all rows; MKL's sgemm takes up to twice as long at 2-8 rows).
 - Keys and values grow in place (`agentgym.models.kv_cache.GrowingLayer`): a decode step writes
   its token into spare columns instead of copying the cache.
 - Rows are left-aligned by padding on the left, masked out; positions are each row's own, so a
@@ -35,6 +37,7 @@ from typing import Any
 
 import torch
 
+from agentgym.models.few_rows import few_row_linears
 from agentgym.models.prefix_cache import Prefix, PrefixStore
 
 
@@ -167,7 +170,8 @@ class DecodeBatch:
             cache = DynamicCache(config=self.model.config)
             if self._mask.shape[1]:
                 cache = DynamicCache(ddp_cache_data=[tuple(p) for p in self._kv], config=self.model.config)
-        out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
+        with few_row_linears(self.model):
+            out = self.model(input_ids=x, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True)
         logits = out.logits[:, -1].float()
         self._kv = [[layer.keys, layer.values] for layer in cache.layers]
         self._mask = mask

@@ -29,7 +29,7 @@
     stored once and never re-rounded, so it is rounded to nearest (a one-off relative error of at
     most 2^-9, in one pass instead of four).
   - *Native loops.* On the CPU each of the three jobs (adding a gradient into its buffer, the
-    clip's norm, the step) is one C loop over memory (`agentgym.train.native`), split across
+    clip's norm, the step) is one C loop over memory (`agentgym.native`), split across
     torch's thread count: for SmolLM2 on two cores the step takes 0.18 s instead of 0.45 s and a
     second gradient 0.14 s instead of 0.23 s. The torch ops above are the reference, and the path
     on other devices or where no C compiler is found (after one warning); the two agree (tests).
@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from agentgym.train import native
+from agentgym import native
 
 FUSED_DEVICES = frozenset({"cpu", "cuda", "xpu", "mps"})
 """Device types torch's fused AdamW runs on."""
@@ -162,7 +162,7 @@ class AdamWBF16(torch.optim.Optimizer):
 
     @staticmethod
     def _native(p: torch.Tensor) -> Any:
-        """The native loops (`agentgym.train.native`) for a CPU parameter, else None."""
+        """The native loops (`agentgym.native`) for a CPU parameter, else None."""
         return native.kernels() if p.device.type == "cpu" else None
 
     def _narrow(self, wide: torch.Tensor, narrow: torch.Tensor, seed: int) -> None:

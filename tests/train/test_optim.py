@@ -9,7 +9,8 @@ import itertools
 import pytest
 import torch
 
-from agentgym.train import native, optim
+from agentgym import native
+from agentgym.train import optim
 from agentgym.train.grpo import GRPOConfig
 from agentgym.train.optim import OPTIMIZERS, AdamWBF16, make_optimizer, round_stochastic
 from agentgym.train.sft import SFTConfig
