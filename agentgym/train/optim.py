@@ -160,6 +160,44 @@ class AdamWBF16(torch.optim.Optimizer):
                 wide.copy_(flat[a:b]).add_(g[a:b])  # (fp32 += bf16 would convert into a temporary)
                 self._narrow(wide, flat[a:b], seed + a)
 
+    @torch.no_grad()
+    def row_sink(self, p: torch.Tensor) -> Callable[[int, torch.Tensor], None]:
+        """A sink for one gradient of `p` that backward delivers in blocks of rows (the tied head's,
+        `train.sequences`) instead of as `p.grad`: `add(start, g)` adds the fp32 rows `g` into rows
+        `[start, start + len(g))` of `p`'s buffer, as `_take` adds a dense gradient. Rows no block
+        covers count as zero; blocks must not overlap."""
+        fresh = p not in self._filled
+        buf = self._grads.get(p)
+        if buf is None:
+            buf = self._grads[p] = torch.zeros_like(p, dtype=torch.bfloat16)
+        elif fresh:
+            buf.zero_()
+        self._filled.add(p)
+        self._takes += 1
+        seed = self._seed(p, self._takes * 31 + 17)
+        width = p[0].numel() if p.dim() else 1
+        lib = self._native(p)
+
+        def add(start: int, g: torch.Tensor) -> None:
+            g = g.detach().contiguous().view(-1)
+            flat = buf.view(-1)[start * width : start * width + g.numel()]
+            at = seed + start * width
+            if lib is not None:
+                noise, _ = self._buffers(p.device)
+                tail = (int(fresh), noise.data_ptr(), CHUNK, at)
+                native.parallel(lib.agb_accumulate, g.numel(), (flat.data_ptr(), g.data_ptr()), tail)
+            elif fresh:
+                flat.copy_(g)
+            else:
+                _, scratch = self._buffers(p.device)
+                for a in range(0, g.numel(), CHUNK):
+                    b = min(a + CHUNK, g.numel())
+                    wide = scratch[0, : b - a]
+                    wide.copy_(flat[a:b]).add_(g[a:b])
+                    self._narrow(wide, flat[a:b], at + a)
+
+        return add
+
     @staticmethod
     def _native(p: torch.Tensor) -> Any:
         """The native loops (`agentgym.native`) for a CPU parameter, else None."""
@@ -280,6 +318,19 @@ def _to_owner(p: torch.Tensor) -> None:
     opt = ref() if ref is not None else None
     if opt is not None:
         opt._take(p)
+
+
+def takes_rows(p: torch.Tensor) -> bool:
+    """Whether an `AdamWBF16` takes `p`'s gradients (and so offers `row_sink`)."""
+    ref = _OWNERS.get(p)
+    return ref is not None and ref() is not None
+
+
+def row_sink(p: torch.Tensor) -> Callable[[int, torch.Tensor], None] | None:
+    """`AdamWBF16.row_sink(p)` of the optimizer that takes `p`'s gradients; None when none does."""
+    ref = _OWNERS.get(p)
+    opt = ref() if ref is not None else None
+    return opt.row_sink(p) if opt is not None else None
 
 
 def round_stochastic(x: torch.Tensor, noise: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

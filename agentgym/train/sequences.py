@@ -309,6 +309,8 @@ def masked_logprobs(
 
     The vocabulary projection runs only where the shifted mask is 1: a 49k-word head over a 4k-token
     conversation is gigabytes of logits, of which the loss needs the model's few hundred tokens.
+    Where `adamw_bf16` takes the head's gradient, the head runs over blocks of the vocabulary and
+    hands the weight's gradient to the optimizer block by block (`_ChunkedHead`).
     The rows' common prefix runs once (module doc) unless `share_prefix` is False.
     """
     base = module.get_base_model() if hasattr(module, "get_base_model") else module
@@ -316,14 +318,113 @@ def masked_logprobs(
     with _sparse_tied_embedding(base):
         hidden = _hidden(base, batch, share_prefix)
     where = batch.mask[:, 1:].bool()
-    logits = base.lm_head(hidden[:, :-1][where]).float() / temperature
     targets = batch.ids[:, 1:][where]
-    picked = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    h = hidden[:, :-1][where]
+    head = base.lm_head
+    if _chunked_head_applies(head, h):
+        picked, e = _ChunkedHead.apply(h, head.weight, targets, temperature)
+    else:
+        logits = head(h).float() / temperature
+        picked = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        e = None
+        if with_entropy:
+            with torch.no_grad():
+                p = torch.softmax(logits, -1)
+                e = -torch.special.xlogy(p, p).sum(-1)
     logp = torch.zeros(where.shape, dtype=torch.float32, device=picked.device).masked_scatter(where, picked)
     ent = None
     if with_entropy:
-        with torch.no_grad():
-            p = torch.softmax(logits, -1)
-            e = -torch.special.xlogy(p, p).sum(-1)
-            ent = torch.zeros(where.shape, dtype=torch.float32, device=e.device).masked_scatter(where, e)
+        ent = torch.zeros(where.shape, dtype=torch.float32, device=e.device).masked_scatter(where, e.detach())
     return logp, ent
+
+
+HEAD_BLOCK = 1 << 21
+"""Logits per block of the chunked head (8 MB in fp32): the vocabulary is cut to fit the tokens."""
+
+
+def _chunked_head_applies(head: Any, h: torch.Tensor) -> bool:
+    """A plain fp32 linear head without bias, gradients on, no autocast, and an `adamw_bf16` that
+    takes the weight's gradient (`optim.takes_rows`)."""
+    from agentgym.train.optim import takes_rows
+
+    w = getattr(head, "weight", None)
+    if (
+        type(head) is not torch.nn.Linear
+        or head.bias is not None
+        or not torch.is_grad_enabled()
+        or w is None
+        or not w.requires_grad
+        or w.dtype != torch.float32
+        or h.dtype != torch.float32
+        or torch.is_autocast_enabled(h.device.type)
+    ):
+        return False
+    return takes_rows(w)
+
+
+class _ChunkedHead(torch.autograd.Function):
+    """Per-token log-probability of `targets` and entropy under `softmax(h Wᵀ / temperature)`, over
+    blocks of the vocabulary, never the whole `[tokens, vocab]` logits (module doc).
+
+    Forward keeps a running max, the sum of `exp(z − max)` and of `exp(z − max)·z` per token, and
+    saves `h` and the log-normaliser. Backward recomputes each block's logits, and adds that
+    block's weight gradient to the optimizer's buffer (`optim.row_sink`). It returns none for the
+    weight itself, so no vocabulary-sized fp32 gradient is ever allocated. Should the optimizer be
+    gone by then, the weight's gradient is returned whole instead. The entropy carries no
+    gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, temperature: float) -> Any:
+        t, vocab = h.shape[0], w.shape[0]
+        step = max(256, min(vocab, HEAD_BLOCK // max(t, 1)))
+        top = torch.full((t,), -torch.inf, dtype=torch.float32, device=h.device)
+        total = torch.zeros(t, dtype=torch.float32, device=h.device)
+        moment = torch.zeros(t, dtype=torch.float32, device=h.device)
+        picked = torch.zeros(t, dtype=torch.float32, device=h.device)
+        rows = torch.arange(t, device=h.device)
+        for a in range(0, vocab, step):
+            z = (h @ w[a : a + step].t()).div_(temperature)
+            new = torch.maximum(top, z.max(1).values)
+            scale = torch.exp(top - new)
+            e = torch.exp(z - new[:, None])
+            total.mul_(scale).add_(e.sum(1))
+            moment.mul_(scale).add_((e * z).sum(1))
+            top = new
+            inside = (targets >= a) & (targets < a + z.shape[1])
+            picked[inside] = z[rows[inside], targets[inside] - a]
+        lse = top + torch.log(total)
+        ctx.save_for_backward(h, w, targets, lse)
+        ctx.temperature, ctx.step = temperature, step
+        entropy = lse - moment / total
+        ctx.mark_non_differentiable(entropy)
+        return picked - lse, entropy
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor, _entropy: Any) -> Any:
+        from agentgym.train.optim import row_sink
+
+        h, w, targets, lse = ctx.saved_tensors
+        step, temperature = ctx.step, ctx.temperature
+        gh = torch.zeros_like(h) if ctx.needs_input_grad[0] else None
+        gw = None
+        sink = row_sink(w) if ctx.needs_input_grad[1] else None
+        if ctx.needs_input_grad[1] and sink is None:
+            gw = torch.zeros_like(w)
+
+            def sink(a: int, rows: torch.Tensor) -> None:
+                gw[a : a + rows.shape[0]] = rows
+
+        rows = torch.arange(h.shape[0], device=h.device)
+        g = g.to(torch.float32)
+        for a in range(0, w.shape[0], step):
+            wb = w[a : a + step]
+            z = (h @ wb.t()).div_(temperature)
+            dz = torch.exp(z.sub_(lse[:, None])).mul_(-g[:, None])
+            inside = (targets >= a) & (targets < a + wb.shape[0])
+            dz[rows[inside], targets[inside] - a] += g[inside]
+            dz.div_(temperature)
+            if gh is not None:
+                gh.addmm_(dz, wb)
+            if sink is not None:
+                sink(a, dz.t() @ h)
+        return gh, gw, None, None
