@@ -35,6 +35,13 @@ autograd's buffers at once (a second copy of the weights in memory, whatever the
 gradients). Split, each parameter's gradient is accumulated the moment the suffix pass has it.
 Gradients reach the parameters through `.backward()` (the trainers' way); `torch.autograd.grad`
 over the shared path would miss the prefix's share.
+
+**The head.** Where `adamw_bf16` takes the output head's gradient (`optim.takes_rows`), the head
+runs over blocks of the vocabulary (`_ChunkedHead`). No `[tokens, vocab]` logits are kept, and the
+weight's gradient goes into the optimizer's bf16 buffer one block at a time (`optim.row_sink`), not
+as a vocabulary-sized fp32 `.grad` (113 MB for SmolLM2's tied head). The values are the plain
+head's and so are the gradients (tests). With other optimizers the head is one matrix product, as
+before.
 """
 
 from __future__ import annotations
