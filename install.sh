@@ -8,7 +8,8 @@ PY=${PYTHON:-python3}
 # nothing resolves torch to a multi-GB CUDA build.
 "$PY" -m pip install --quiet "torch==2.13.0"
 "$PY" -m pip install --quiet -e ".[dev,peers]"
-# A C compiler builds adamw_bf16's native CPU loops on first use (agentgym/native).
+# A C compiler (gcc brings OpenMP's header and libgomp) builds agentgym/native's CPU loops on
+# first use: adamw_bf16's and the decode step's few-row linear.
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || {
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null

@@ -92,10 +92,11 @@ def few_row_linears(module: torch.nn.Module) -> Iterator[None]:
             and m.weight.device.type == "cpu"
         ]
         _LINEARS[module] = layers
-    patched = [m for m, _ in layers if "forward" not in m.__dict__]
+    patched = []
     for m, fwd in layers:
-        if "forward" not in m.__dict__:
+        if "forward" not in m.__dict__:  # not already inside an outer context
             m.forward = fwd
+            patched.append(m)
     try:
         yield
     finally:

@@ -134,25 +134,32 @@ class AdamWBF16(torch.optim.Optimizer):
         self._filled.add(p)
         self._takes += 1
         seed = self._seed(p, self._takes * 31 + 17)
-        if fresh and g.is_sparse:
+        if not g.is_sparse:
+            self._add_dense(p, buf.view(-1), g, fresh, seed)
+        elif fresh:
             g = g.coalesce()
             buf.zero_().index_copy_(0, g.indices()[0], g.values().to(torch.bfloat16))
-        elif not g.is_sparse and (lib := self._native(p)) is not None:
-            g, flat = g.contiguous().view(-1), buf.view(-1)
-            noise, _ = self._buffers(p.device)
-            tail = (int(fresh), noise.data_ptr(), CHUNK, seed)
-            native.parallel(lib.agb_accumulate, g.numel(), (flat.data_ptr(), g.data_ptr()), tail)
-        elif fresh:
-            buf.copy_(g.view_as(buf))
-        elif g.is_sparse:
+        else:
             g = g.coalesce()
             rows = g.indices()[0]
             wide = buf.index_select(0, rows).float().add_(g.values())
             narrow = torch.empty_like(wide, dtype=torch.bfloat16)
             self._narrow(wide.view(-1), narrow.view(-1), seed)
             buf.index_copy_(0, rows, narrow)
+
+    def _add_dense(
+        self, p: torch.Tensor, flat: torch.Tensor, g: torch.Tensor, fresh: bool, seed: int
+    ) -> None:
+        """`flat` (a flat bf16 stretch of `p`'s buffer) := `g` (fp32, as many elements) rounded to
+        nearest when `fresh`, else `flat + g` rounded stochastically (noise offsets from `seed`)."""
+        g = g.detach().contiguous().view(-1)
+        if (lib := self._native(p)) is not None:
+            noise, _ = self._buffers(p.device)
+            tail = (int(fresh), noise.data_ptr(), CHUNK, seed)
+            native.parallel(lib.agb_accumulate, g.numel(), (flat.data_ptr(), g.data_ptr()), tail)
+        elif fresh:
+            flat.copy_(g)
         else:
-            g, flat = g.contiguous().view(-1), buf.view(-1)
             _, scratch = self._buffers(p.device)
             for a in range(0, g.numel(), CHUNK):
                 b = min(a + CHUNK, g.numel())
@@ -176,25 +183,10 @@ class AdamWBF16(torch.optim.Optimizer):
         self._takes += 1
         seed = self._seed(p, self._takes * 31 + 17)
         width = p[0].numel() if p.dim() else 1
-        lib = self._native(p)
 
         def add(start: int, g: torch.Tensor) -> None:
-            g = g.detach().contiguous().view(-1)
-            flat = buf.view(-1)[start * width : start * width + g.numel()]
-            at = seed + start * width
-            if lib is not None:
-                noise, _ = self._buffers(p.device)
-                tail = (int(fresh), noise.data_ptr(), CHUNK, at)
-                native.parallel(lib.agb_accumulate, g.numel(), (flat.data_ptr(), g.data_ptr()), tail)
-            elif fresh:
-                flat.copy_(g)
-            else:
-                _, scratch = self._buffers(p.device)
-                for a in range(0, g.numel(), CHUNK):
-                    b = min(a + CHUNK, g.numel())
-                    wide = scratch[0, : b - a]
-                    wide.copy_(flat[a:b]).add_(g[a:b])
-                    self._narrow(wide, flat[a:b], at + a)
+            a = start * width
+            self._add_dense(p, buf.view(-1)[a : a + g.numel()], g, fresh, seed + a)
 
         return add
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_kv_cache import three_greedy_rows
 
 from agentgym import native
-from agentgym.models import SamplingParams, few_rows
+from agentgym.models import few_rows
 from agentgym.models.embedded import prepare
 from agentgym.models.few_rows import MAX_ROWS, few_row_linears, linear
-from agentgym.models.transformers_model import TransformersChatModel, _Request
+from agentgym.models.transformers_model import TransformersChatModel
 
 
 def _avx512() -> bool:
@@ -115,18 +116,6 @@ def test_decoding_the_embedded_model_matches_torchs_linear(monkeypatch):
     and log-probabilities with the loop as with `F.linear`."""
     model = TransformersChatModel.from_pretrained(prepare(log=lambda *a: None), name="fr", prefix_cache_mb=0)
     try:
-        prompts = [
-            model.sequence([{"role": "user", "content": q}], None, add_generation_prompt=True).ids
-            for q in ("Name a fruit.", "Write two sentences about the sea.", "Count to ten.")
-        ]
-
-        def run():
-            reqs = [
-                _Request(p, SamplingParams(temperature=0, max_new_tokens=n))
-                for p, n in zip(prompts, (5, 24, 12), strict=True)
-            ]
-            return [(c.token_ids, c.logprobs) for c in model._run(reqs)]
-
         used = []
         real = few_rows.linear
 
@@ -135,10 +124,10 @@ def test_decoding_the_embedded_model_matches_torchs_linear(monkeypatch):
             return real(*a, **kw)
 
         monkeypatch.setattr(few_rows, "linear", counting)
-        ours = run()
+        ours = three_greedy_rows(model)
         assert used, "the decode steps did not go through the few-row linear"
         monkeypatch.setattr(native, "few_rows", lambda: None)
-        theirs = run()
+        theirs = three_greedy_rows(model)
     finally:
         model.close()
     for (ids_a, lp_a), (ids_b, lp_b) in zip(ours, theirs, strict=True):

@@ -70,6 +70,20 @@ def test_categorical_draws_the_distribution_and_never_a_removed_token():
     assert torch.equal(a, _categorical(logits[:8])[0])
 
 
+def three_greedy_rows(model) -> list[tuple[list[int], list[float]]]:
+    """Tokens and log-probabilities of three greedy rows of 5, 24 and 12 tokens decoded in one batch
+    (the short ones leave it early)."""
+    prompts = [
+        model.sequence([{"role": "user", "content": q}], None, add_generation_prompt=True).ids
+        for q in ("Name a fruit.", "Write two sentences about the sea.", "Count to ten.")
+    ]
+    reqs = [
+        _Request(p, SamplingParams(temperature=0, max_new_tokens=n))
+        for p, n in zip(prompts, (5, 24, 12), strict=True)
+    ]
+    return [(c.token_ids, c.logprobs) for c in model._run(reqs)]
+
+
 @pytest.fixture(scope="module")
 def model():
     m = TransformersChatModel.from_pretrained(prepare(log=lambda *a: None), name="kv", prefix_cache_mb=0)
@@ -81,21 +95,9 @@ def model():
 def test_decoding_with_growing_layers_matches_transformers_cache(model, monkeypatch):
     """Greedy rows of different lengths (the short ones leave the batch early): the same tokens and
     log-probabilities through `GrowingLayer` as through transformers' `DynamicCache`."""
-    prompts = [
-        model.sequence([{"role": "user", "content": q}], None, add_generation_prompt=True).ids
-        for q in ("Name a fruit.", "Write two sentences about the sea.", "Count to ten.")
-    ]
-
-    def run():
-        reqs = [
-            _Request(p, SamplingParams(temperature=0, max_new_tokens=n))
-            for p, n in zip(prompts, (5, 24, 12), strict=True)
-        ]
-        return [(c.token_ids, c.logprobs) for c in model._run(reqs)]
-
-    ours = run()
+    ours = three_greedy_rows(model)
     monkeypatch.setattr(kv_cache, "growing_layers", lambda config, kv: [])
-    theirs = run()
+    theirs = three_greedy_rows(model)
     for (ids_a, lp_a), (ids_b, lp_b) in zip(ours, theirs, strict=True):
         assert ids_a == ids_b
         assert lp_a == pytest.approx(lp_b, abs=1e-4)
