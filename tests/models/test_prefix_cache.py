@@ -100,6 +100,21 @@ def _play(model, tasks, sampling):
     )
 
 
+def _same_up_to_a_tie(x, y, tol: float = 1e-3) -> bool:
+    """True when two greedy turns sampled the same tokens with log-probabilities within `tol`.
+    Batch composition follows the event loop's timing, so the two paths sum in different orders
+    and a greedy choice between two tokens whose log-probabilities differ by less than that noise
+    may fall either way. That is allowed only as a tie: at the first differing token both runs'
+    chosen log-probabilities (each the maximum of its run) agree within `tol`. Returns False there,
+    since what follows is no longer comparable; raises on any real difference."""
+    for i, (s, t) in enumerate(zip(x.token_ids, y.token_ids, strict=False)):
+        assert abs(x.logprobs[i] - y.logprobs[i]) < tol, (i, s, t, x.logprobs[i], y.logprobs[i])
+        if s != t:
+            return False
+    assert len(x.token_ids) == len(y.token_ids)
+    return True
+
+
 @pytest.mark.slow
 def test_concurrent_multi_turn_episodes_sample_the_same_tokens_with_the_store(pair):
     """Batches mix rows with and without a stored prefix, of different lengths; every token and
@@ -111,11 +126,12 @@ def test_concurrent_multi_turn_episodes_sample_the_same_tokens_with_the_store(pa
     got, want = _play(on, tasks, greedy), _play(off, tasks, greedy)
     turns = 0
     for a, b in zip(got, want, strict=True):
-        assert len(a.turns) == len(b.turns)
-        for x, y in zip(a.turns, b.turns, strict=True):
-            assert x.token_ids == y.token_ids
-            assert max(abs(p - q) for p, q in zip(x.logprobs, y.logprobs, strict=True)) < 1e-3
+        for x, y in zip(a.turns, b.turns, strict=False):
             turns += 1
+            if not _same_up_to_a_tie(x, y):
+                break  # a near-tie went the other way: the rest of the episode is another story
+        else:
+            assert len(a.turns) == len(b.turns)
     assert turns > len(tasks)  # there were later turns to reuse prefixes for
     assert on.prefix_store.reused_tokens > before
     assert off.prefix_store is None
@@ -151,3 +167,15 @@ def test_changed_weights_never_reuse_old_keys(pair):
         with torch.no_grad():
             w_on.div_(1.5)
             w_off.div_(1.5)
+
+
+def test_only_a_tie_may_change_a_greedy_token():
+    from types import SimpleNamespace as T
+
+    a = T(token_ids=(1, 2, 3), logprobs=(-0.1, -0.7, -0.2))
+    assert _same_up_to_a_tie(a, T(token_ids=(1, 2, 3), logprobs=(-0.1, -0.7004, -0.2)))
+    assert not _same_up_to_a_tie(a, T(token_ids=(1, 5, 6), logprobs=(-0.1, -0.7002, -3.0)))
+    with pytest.raises(AssertionError):  # a different token that was not a tie
+        _same_up_to_a_tie(a, T(token_ids=(1, 5, 3), logprobs=(-0.1, -0.3, -0.2)))
+    with pytest.raises(AssertionError):  # same tokens, log-probabilities apart
+        _same_up_to_a_tie(a, T(token_ids=(1, 2, 3), logprobs=(-0.1, -0.7, -0.25)))
