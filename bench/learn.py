@@ -20,7 +20,8 @@ Stages, all inside `--minutes` (wall clock, counted from the start, evaluations 
 
 Writes `<out>/learn.json` (pass rate and mean score per stage, per difficulty, times) after every
 stage, so an interrupted run keeps what it measured, and `<out>/learn.png`: test pass rate per stage
-and the GRPO train reward per step. The evaluation is greedy (temperature 0) and one episode per
+and the GRPO train pass rate per step. The SFT and GRPO models are kept in `<out>/sft/model` and
+`<out>/grpo/model`. The evaluation is greedy (temperature 0) and one episode per
 task, so it is deterministic for a given model.
 """
 
@@ -43,13 +44,9 @@ from agentgym.train.grpo import GRPOConfig, GRPOTrainer, load_policy_model
 from agentgym.train.sft import SFTConfig, train_sft
 
 
-def evaluate(
-    chat: Any, suite: Any, split: str, max_new_tokens: int, max_turns: int, limit: int | None = None
-) -> dict[str, Any]:
-    """Greedy, one episode per task of `split`: pass rate and mean score, overall and per difficulty."""
-    ids = sorted(t for t, s in suite.tasks.items() if s.split == split)[:limit]
-    t0 = time.perf_counter()
-    trajs = asyncio.run(
+def play(chat: Any, suite: Any, ids: list[str], max_new_tokens: int, max_turns: int) -> list[Any]:
+    """One greedy episode of each task in `ids`, the way every stage is evaluated."""
+    return asyncio.run(
         run_episodes(
             lambda: ToolUseEnv(suite, task_ids=ids, config=EnvConfig(max_turns=max_turns)),
             lambda: ModelPolicy(chat, SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)),
@@ -57,6 +54,15 @@ def evaluate(
             concurrency=16,
         )
     )
+
+
+def evaluate(
+    chat: Any, suite: Any, split: str, max_new_tokens: int, max_turns: int, limit: int | None = None
+) -> dict[str, Any]:
+    """Greedy, one episode per task of `split`: pass rate and mean score, overall and per difficulty."""
+    ids = sorted(t for t, s in suite.tasks.items() if s.split == split)[:limit]
+    t0 = time.perf_counter()
+    trajs = play(chat, suite, ids, max_new_tokens, max_turns)
     by: dict[str, list[Any]] = defaultdict(list)
     for tr in trajs:
         by[suite.tasks[tr.task_id].difficulty].append(tr)
@@ -95,10 +101,7 @@ def plot(result: dict[str, Any], metrics: list[dict[str, float]], png: Path) -> 
         rate = [m["pass_rate"] for m in metrics]
         b.plot(steps, rate, color="#dd8452", alpha=0.35, label="train pass rate, per step")
         w = min(8, len(rate))
-        smooth = [
-            sum(rate[max(0, i + 1 - w) : i + 1]) / len(rate[max(0, i + 1 - w) : i + 1])
-            for i in range(len(rate))
-        ]
+        smooth = [sum(rate[max(0, i + 1 - w) : i + 1]) / min(w, i + 1) for i in range(len(rate))]
         b.plot(steps, smooth, color="#dd8452", lw=2, label=f"mean of the last {w} steps")
         b.set_xlabel(
             f"GRPO step ({result['args']['tasks_per_step']} tasks x G={result['args']['group_size']})"
@@ -209,7 +212,7 @@ def main() -> None:
             f"{m['step_s']:.1f}s",
             flush=True,
         )
-    trainer.save()
+    trainer.export(out / "grpo" / "model")  # beside sft/model: what bench/learn_calls.py loads
     result["grpo"] = {"steps": len(metrics), "seconds": time.perf_counter() - t0}
     stage("grpo", t0)
 

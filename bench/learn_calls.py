@@ -2,27 +2,22 @@
 
     python bench/learn_calls.py runs/learn_seed1 --stage grpo --difficulty complex
 
-Loads `<run>/sft/model`, and for `--stage grpo` the weights of `<run>/grpo/checkpoint` on top. Then it
-plays each test task of the suite once at temperature 0 with the settings `learn.py` evaluates with,
-and prints one line per episode: pass, rubric score, the calls in order, and the start of the
-final reply. Last come the call patterns and how often each occurred. This is how a run whose
-GRPO stage did not move the test rate is diagnosed (bench/RESULTS.md, seed 1).
+Loads `<run>/<stage>/model` and plays each test task of the suite once, the way `learn.py`
+evaluates (greedy, its --max-new-tokens and --max-turns). Prints one line per episode: pass, rubric
+score, the calls in order, and the start of the final reply. Last come the call patterns and how
+often each occurred. This is how a run whose GRPO stage did not move the test rate is diagnosed
+(bench/RESULTS.md, seed 1).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections import Counter
 from pathlib import Path
 
-import torch
+from learn import play
 
-from agentgym.env import EnvConfig, ToolUseEnv
-from agentgym.models.base import SamplingParams
-from agentgym.policies import ModelPolicy
-from agentgym.runner import run_episodes
 from agentgym.suites import load_suite
 from agentgym.train.grpo import load_policy_model
 
@@ -34,23 +29,12 @@ def main() -> None:
     ap.add_argument("--difficulty", default=None, help="only tasks of this difficulty")
     args = ap.parse_args()
     learned = json.loads((args.run / "learn.json").read_text())["args"]
-    chat = load_policy_model(str(args.run / "sft" / "model"))
-    if args.stage == "grpo":
-        weights = args.run / "grpo" / "checkpoint" / "weights.pt"
-        chat.model.load_state_dict(torch.load(weights, weights_only=True))
+    chat = load_policy_model(str(args.run / args.stage / "model"))
     suite = load_suite(learned["suite"])
     ids = sorted(
         t for t, s in suite.tasks.items() if s.split == "test" and args.difficulty in (None, s.difficulty)
     )
-    sampling = SamplingParams(temperature=0.0, max_new_tokens=learned["max_new_tokens"])
-    trajs = asyncio.run(
-        run_episodes(
-            lambda: ToolUseEnv(suite, task_ids=ids, config=EnvConfig(max_turns=learned["max_turns"])),
-            lambda: ModelPolicy(chat, sampling),
-            [(t, 0) for t in ids],
-            concurrency=16,
-        )
-    )
+    trajs = play(chat, suite, ids, learned["max_new_tokens"], learned["max_turns"])
     patterns: Counter[str] = Counter()
     for tr in trajs:
         said = [m for m in tr.messages if m.role == "assistant"]
