@@ -103,9 +103,8 @@ def plot(result: dict[str, Any], metrics: list[dict[str, float]], png: Path) -> 
         w = min(8, len(rate))
         smooth = [sum(rate[max(0, i + 1 - w) : i + 1]) / min(w, i + 1) for i in range(len(rate))]
         b.plot(steps, smooth, color="#dd8452", lw=2, label=f"mean of the last {w} steps")
-        b.set_xlabel(
-            f"GRPO step ({result['args']['tasks_per_step']} tasks x G={result['args']['group_size']})"
-        )
+        n, g = result["args"]["tasks_per_step"], result["args"]["group_size"]
+        b.set_xlabel(f"GRPO step ({n} task{'s' if n != 1 else ''} x G={g})")
         b.set_ylim(-0.05, 1.05)
         b.legend(loc="upper left")
     b.set_title("GRPO on the train split (sampled, T=1)")
