@@ -196,7 +196,8 @@ async def run_episodes(
     on_done: Callable[[Trajectory], Any] | None = None,
     episode_timeout_s: float | None = None,
 ) -> list[Trajectory]:
-    """Play every (task_id, seed) job; see module doc. Returns the trajectories run now."""
+    """Play every (task_id, seed) job; see module doc. Returns the trajectories run now, in the order
+    they finished (which follows timing, not `jobs`): match them to jobs by `task_id`/`seed`."""
     done_keys: set[str] = set()
     writer = None
     if out is not None:

@@ -89,8 +89,10 @@ def pair():
 
 
 def _play(model, tasks, sampling):
+    """One episode of each task, in the order of `tasks` (run_episodes returns them as they finish,
+    and that order follows the timing: the two models' finish in different orders)."""
     suite = load_suite("agentic-multiturn")
-    return asyncio.run(
+    trajs = asyncio.run(
         run_episodes(
             lambda: ToolUseEnv(suite, task_ids=tasks, config=EnvConfig(max_turns=3)),
             lambda: ModelPolicy(model, sampling),
@@ -98,6 +100,8 @@ def _play(model, tasks, sampling):
             concurrency=len(tasks),
         )
     )
+    by_task = {tr.task_id: tr for tr in trajs}
+    return [by_task[t] for t in tasks]
 
 
 def _same_up_to_a_tie(x, y, tol: float = 1e-3) -> bool:
